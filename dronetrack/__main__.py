@@ -1,0 +1,5 @@
+import sys
+
+from dronetrack.cli import main
+
+sys.exit(main())

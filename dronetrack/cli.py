@@ -1,0 +1,115 @@
+"""The ``dronetrack`` command: run the whole system or one service, simulate a fleet, and
+small admin tasks. Settings come from ``DRONETRACK_*`` variables; flags override a few."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from dronetrack import logs
+from dronetrack.settings import Settings, SettingsError
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from dronetrack.supervisor import run
+
+    if args.drones is not None:
+        settings = settings.replace(sim_drones=args.drones)
+    return asyncio.run(run(settings, simulate=not args.no_simulator))
+
+
+def _service(name: str) -> int:
+    import importlib
+
+    importlib.import_module(f"{name}.__main__").main()
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from dronetrack.simulator import simulate
+
+    try:
+        sent = asyncio.run(
+            simulate(
+                args.url or settings.sim_ingest_url,
+                args.drones or settings.sim_drones,
+                args.rate or settings.sim_rate_hz,
+                duration_s=args.duration,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    print(f"sent {sent} records")
+    return 0
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from dronetrack.broker import EmbeddedBroker
+
+    async def main() -> None:
+        broker = EmbeddedBroker(settings, port=settings.embedded_broker_port)
+        await broker.start()
+        print(f"embedded broker on {broker.bootstrap_servers}; Ctrl-C stops it", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await broker.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from dronetrack.record import json_schemas
+
+    for name, schema in json_schemas().items():
+        text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+        if args.out is None:
+            print(f"// {name}\n{text}")
+        else:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / name).write_text(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dronetrack", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start everything on this machine (embedded by default)")
+    run.add_argument("--drones", type=int, help="size of the simulated fleet")
+    run.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
+
+    for name in ("ingest", "streams", "dashboard"):
+        sub.add_parser(name, help=f"run the {name} service alone")
+
+    sim = sub.add_parser("simulate", help="fly a simulated fleet against an ingest service")
+    sim.add_argument("--url", help="ingest base URL")
+    sim.add_argument("--drones", type=int)
+    sim.add_argument("--rate", type=float, help="reports per drone per second")
+    sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+
+    sub.add_parser("broker", help="run the embedded Kafka-protocol broker alone")
+
+    schema = sub.add_parser("schema", help="print or write the published JSON Schemas")
+    schema.add_argument("--out", type=Path, help="directory to write the schema files into")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"dronetrack: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.command, settings.log_level)
+    if args.command in ("ingest", "streams", "dashboard"):
+        return _service(args.command)
+    handlers = {"run": _run, "simulate": _simulate, "broker": _broker, "schema": _schema}
+    return handlers[args.command](args, settings)

@@ -1,0 +1,160 @@
+"""Telemetry record v1: the one schema for the HTTP API and the ``drone.telemetry.v1`` topic.
+
+The msgspec structs below are the single source of truth: the fast decoder validates with them,
+the detailed error report re-checks each field against the same annotated types, and the
+published JSON Schema is generated from them (``dronetrack schema``).
+
+Decisions, stated once:
+- Unknown fields are rejected, so a typo (``batery_pct``) is an error rather than silent data loss.
+- ``ts`` is accepted as epoch milliseconds or RFC 3339 with a zone, and is always epoch
+  milliseconds on the topic and in the store (millisecond precision).
+- The fleet comes from the caller's credentials, and ``received_at`` from the server; a body that
+  carries either is rejected as an unknown field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+DroneId = Annotated[
+    str,
+    Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="1-64 characters of [A-Za-z0-9._-]"),
+]
+EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999, description="Unix epoch milliseconds")]
+ZonedTime = Annotated[datetime, Meta(tz=True, description="RFC 3339 date-time with a zone")]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+Altitude = Annotated[float, Meta(ge=-1_000.0, le=100_000.0, description="metres above MSL")]
+Speed = Annotated[float, Meta(ge=0.0, le=1_000.0, description="ground speed, m/s")]
+Heading = Annotated[float, Meta(ge=0.0, lt=360.0, description="degrees clockwise from north")]
+Battery = Annotated[float, Meta(ge=0.0, le=100.0, description="percent")]
+Accuracy = Annotated[float, Meta(ge=0.0, le=100_000.0, description="metres, 95% bound")]
+VerticalSpeed = Annotated[float, Meta(ge=-1_000.0, le=1_000.0, description="m/s, up positive")]
+Seq = Annotated[int, Meta(ge=0, le=2**63 - 1, description="per-drone counter")]
+# Operational status as in ASTM F3411 Remote ID.
+Status = Literal["undeclared", "ground", "airborne", "emergency", "system_failure"]
+
+
+class TelemetryIn(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One status report as a drone sends it."""
+
+    drone_id: DroneId
+    ts: EpochMs | ZonedTime
+    lat: Latitude
+    lon: Longitude
+    alt_m: Altitude
+    speed_mps: Speed
+    heading_deg: Heading
+    battery_pct: Battery
+    status: Status | None = None
+    seq: Seq | None = None
+    vertical_speed_mps: VerticalSpeed | None = None
+    h_accuracy_m: Accuracy | None = None
+    v_accuracy_m: Accuracy | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ts, datetime):
+            self.ts = round(self.ts.timestamp() * 1000)
+
+
+class Telemetry(TelemetryIn, kw_only=True, forbid_unknown_fields=False, omit_defaults=True):
+    """A validated record as it travels on ``drone.telemetry.v1`` (unknown fields tolerated, so
+    consumers survive additive changes)."""
+
+    ts: EpochMs
+    fleet: str
+    received_at: EpochMs
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason a record was refused. ``index`` is the record's position in a batch."""
+
+    index: int | None
+    field: str
+    reason: str
+
+
+class RecordsInvalid(ValueError):
+    """The body parsed as JSON but some records break the schema; ``errors`` lists every one."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+class MalformedBody(ValueError):
+    """The body is not JSON at all."""
+
+
+_fast = msgspec.json.Decoder(TelemetryIn | list[TelemetryIn])
+_topic_decoder = msgspec.json.Decoder(Telemetry)
+_encoder = msgspec.json.Encoder()
+_FIELDS = {f.encode_name: f for f in msgspec.structs.fields(TelemetryIn)}
+_field_decoders = {name: msgspec.json.Decoder(f.type) for name, f in _FIELDS.items()}
+
+
+def decode_request(body: bytes) -> list[TelemetryIn]:
+    """Parse one record or a JSON array of records; raise with every problem on failure."""
+    try:
+        parsed = _fast.decode(body)
+    except msgspec.ValidationError:
+        raise RecordsInvalid(explain(body)) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(str(exc)) from None
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def explain(body: bytes) -> list[FieldError]:
+    """The slow path: check each record and field on its own to report all errors at once."""
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(str(exc)) from None
+    if isinstance(doc, dict):
+        return _explain_one(None, doc)
+    if isinstance(doc, list):
+        return [e for i, item in enumerate(doc) for e in _explain_one(i, item)]
+    return [FieldError(None, "", "expected a JSON object or an array of objects")]
+
+
+def _explain_one(index: int | None, item: Any) -> list[FieldError]:
+    if not isinstance(item, dict):
+        return [FieldError(index, "", "expected a JSON object")]
+    errors = [FieldError(index, key, "unknown field") for key in item if key not in _FIELDS]
+    for name, info in _FIELDS.items():
+        if name not in item:
+            if info.required:
+                errors.append(FieldError(index, name, "required field is missing"))
+            continue
+        try:
+            _field_decoders[name].decode(_encoder.encode(item[name]))
+        except msgspec.ValidationError as exc:
+            errors.append(FieldError(index, name, str(exc).removesuffix(" - at `$`")))
+    return errors
+
+
+def to_topic(record: TelemetryIn, fleet: str, received_at: int) -> Telemetry:
+    """Stamp the server-side fields onto a validated record."""
+    return Telemetry(**msgspec.structs.asdict(record), fleet=fleet, received_at=received_at)
+
+
+def encode(record: Telemetry) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_topic(value: bytes) -> Telemetry:
+    return _topic_decoder.decode(value)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The published schemas: the request body and the topic value."""
+    return {
+        "telemetry-v1.request.json": msgspec.json.schema(TelemetryIn | list[TelemetryIn]),
+        "telemetry-v1.topic.json": msgspec.json.schema(Telemetry),
+    }

@@ -1,0 +1,131 @@
+"""One typed, frozen settings object, read once from ``DRONETRACK_*`` environment variables.
+
+Nothing else in the code base reads ``os.environ``: services receive a ``Settings``. The defaults
+select the embedded pieces (Tansu broker, SQLite store, in-process cache) so that ``dronetrack run``
+works on a bare machine; pointing a variable at real Kafka, Cassandra or Redis switches that piece.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "DRONETRACK_"
+EMBEDDED = "embedded"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _secret() -> Any:
+    return field(default="", repr=False, metadata={"secret": True})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of every service. Field ``x_y`` is read from ``DRONETRACK_X_Y``."""
+
+    # Kafka. "embedded" means: `dronetrack run` starts a Tansu broker and fills in its address.
+    kafka_bootstrap_servers: str = EMBEDDED
+    # Where `dronetrack run` starts the embedded broker (0: any free port).
+    embedded_broker_port: int = 9092
+    # How long a fetch may wait for data. The embedded broker holds every fetch this long even
+    # when data is waiting, so it bounds end-to-end latency there; real Kafka answers early.
+    kafka_fetch_max_wait_ms: int = 10
+    kafka_topic_partitions: int = 4
+    kafka_replication_factor: int = 1
+    kafka_request_timeout_ms: int = 10_000
+    # The idempotent producer keeps client retries from duplicating records. The embedded broker
+    # does not implement InitProducerId, so the embedded run turns it off (the store's idempotent
+    # writes absorb any duplicate a retry makes).
+    kafka_idempotent_producer: bool = True
+
+    # Store: "sqlite" (embedded) or "cassandra".
+    store: str = "sqlite"
+    sqlite_path: Path = Path("var/dronetrack.sqlite3")
+    # Logs of the services that `dronetrack run` starts.
+    log_dir: Path = Path("var/log")
+
+    # Cache shared by dashboard replicas; empty means an in-process cache.
+    redis_url: str = _secret()
+
+    # Fleet whose records ingest accepts when no token scheme is configured.
+    default_fleet: str = "demo"
+
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    ingest_max_body_bytes: int = 1_048_576
+    ingest_max_batch_records: int = 1_000
+
+    streams_worker_id: str = "dronetrack-streams"
+    streams_batch_max: int = 1_000
+    streams_batch_window_ms: int = 20
+    streams_web_host: str = "127.0.0.1"
+    streams_web_port: int = 6066
+    # Generous enough for a busy 2-core box; short enough that a crashed worker's partitions move.
+    streams_session_timeout_ms: int = 10_000
+    streams_data_dir: Path = Path("var/streams")
+
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000
+    dashboard_refresh_ms: int = 2_000
+    dashboard_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+    sim_drones: int = 12
+    sim_rate_hz: float = 1.0
+    sim_ingest_url: str = "http://127.0.0.1:8080"
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from a mapping (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _parse(name, env[name], f.type)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @property
+    def kafka_embedded(self) -> bool:
+        return self.kafka_bootstrap_servers == EMBEDDED
+
+    def require_kafka(self) -> str:
+        """The bootstrap servers, or a clear error when none were given to a lone service."""
+        if self.kafka_embedded:
+            raise SettingsError(
+                f"{PREFIX}KAFKA_BOOTSTRAP_SERVERS is not set: point it at a Kafka cluster "
+                "(host:port[,host:port]) or start everything with `dronetrack run`"
+            )
+        return self.kafka_bootstrap_servers
+
+
+def _parse(name: str, raw: str, type_: Any) -> Any:
+    if str(type_) == "bool":
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
+    kind = {"int": int, "float": float, "Path": Path, "str": str}.get(str(type_), str)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if kind in (int, float) and value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    return value

@@ -1,0 +1,154 @@
+"""``dronetrack run``: the whole system on one machine, started in order and stopped in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from dronetrack import processes
+from dronetrack.broker import EmbeddedBroker
+from dronetrack.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StartupFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+async def _wait_ready(child: Child, url: str, timeout: float = 30.0) -> None:
+    """Poll a service's readiness endpoint until it answers 200 (or the child dies)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise StartupFailed(f"{child.name} exited with code {child.proc.returncode}")
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise StartupFailed(f"{child.name} was not ready at {url} after {timeout:.0f} s")
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, simulate: bool = True) -> None:
+        self.settings = settings
+        self.simulate = simulate
+        self.broker: EmbeddedBroker | None = None
+        self.children: list[Child] = []
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> Child:
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.settings.log_dir / f"{name}.log").open("ab") as out:
+            env = {**os.environ, **self.settings.to_env()}
+            proc = processes.spawn(argv, env=env, output=out, own_session=True)
+        child = Child(name, proc)
+        self.children.append(child)
+        return child
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.kafka_embedded:
+            self.broker = EmbeddedBroker(
+                s, port=s.embedded_broker_port, log_path=s.log_dir / "broker.log"
+            )
+            await self.broker.start()
+            self.settings = s = self.broker.settings
+        py = sys.executable
+        self._spawn("streams", [py, "-m", "streams"])
+        ingest = self._spawn("ingest", [py, "-m", "ingest"])
+        dashboard = self._spawn("dashboard", [py, "-m", "dashboard"])
+        await asyncio.gather(
+            _wait_ready(ingest, f"{self.ingest_url}/readyz"),
+            _wait_ready(dashboard, f"{self.dashboard_url}/readyz"),
+        )
+        if self.simulate:
+            self._spawn("simulator", [py, "-m", "dronetrack", "simulate", "--url", self.ingest_url])
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.settings.dashboard_host}:{self.settings.dashboard_port}"
+
+    async def wait(self, stop: asyncio.Event) -> int:
+        """Until ``stop`` is set (exit 0) or until a service dies on its own (exit 1)."""
+        while not stop.is_set():
+            for child in self.children:
+                if child.proc.poll() is not None:
+                    log.error(
+                        "service exited",
+                        extra={"service": child.name, "code": child.proc.returncode},
+                    )
+                    return 1
+            if self.broker is not None and not self.broker.running:
+                log.error("embedded broker exited")
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+
+    async def stop(self) -> None:
+        """Producers first, so nothing is left half-sent: simulator, ingest, streams, dashboard."""
+        order = ["simulator", "ingest", "streams", "dashboard"]
+        for child in sorted(self.children, key=lambda c: order.index(c.name)):
+            await asyncio.to_thread(processes.stop, child.proc, 20.0)
+        self.children.clear()
+        if self.broker is not None:
+            await self.broker.stop()
+
+
+async def run(settings: Settings, simulate: bool = True) -> int:
+    supervisor = Supervisor(settings, simulate)
+    stop = asyncio.Event()
+    starting = asyncio.create_task(supervisor.start())
+
+    def on_signal() -> None:
+        stop.set()
+        starting.cancel()  # a signal during start-up stops whatever has started so far
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        try:
+            await starting
+        except asyncio.CancelledError:
+            return 0
+        print(
+            "dronetrack is running:\n"
+            f"  dashboard  {supervisor.dashboard_url}\n"
+            f"  ingest     {supervisor.ingest_url}/v1/telemetry\n"
+            f"  kafka      {supervisor.settings.kafka_bootstrap_servers}\n"
+            f"  logs       {settings.log_dir}/\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        return await supervisor.wait(stop)
+    except StartupFailed as exc:
+        print(f"dronetrack: {exc} (see {settings.log_dir}/)", file=sys.stderr)
+        return 1
+    finally:
+        await supervisor.stop()
+        print("dronetrack stopped.", flush=True)

@@ -1,0 +1,125 @@
+"""What every aiohttp service shares: health, readiness, Prometheus metrics, and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[object]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+READY_CHECKS = web.AppKey("ready_checks", dict[str, Check])
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+def instrument(app: web.Application) -> None:
+    """Give ``app`` its registry, the request metrics middleware and the ops endpoints."""
+    registry = CollectorRegistry()
+    app[REGISTRY] = registry
+    app[READY_CHECKS] = {}
+    metrics = HttpMetrics(registry)
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests.labels(name, request.method, str(status)).inc()
+            metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+    app.middlewares.append(measure)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the event loop answers. Says nothing about dependencies, by design."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: every dependency answers; names the ones that do not."""
+    checks = request.app[READY_CHECKS]
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check(), 2.0) for check in checks.values()), return_exceptions=True
+    )
+    failing = {
+        name: f"{type(res).__name__}: {res}".rstrip(": ")
+        for name, res in zip(checks, results, strict=True)
+        if isinstance(res, BaseException)
+    }
+    ok = [name for name in checks if name not in failing]
+    return web.json_response({"ok": ok, "failing": failing}, status=503 if failing else 200)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def serve(app: web.Application, host: str, port: int, drain_s: float = 10.0) -> None:
+    """Run until SIGTERM/SIGINT; then stop accepting and let in-flight requests finish."""
+    import uvloop
+
+    log.info("listening", extra={"url": f"http://{host}:{port}"})
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        shutdown_timeout=drain_s,
+        access_log=None,
+        loop=uvloop.new_event_loop(),
+        handle_signals=True,
+    )
+
+
+def problem(status: int, title: str, detail: str = "", **extra: object) -> web.Response:
+    """An RFC 9457 ``application/problem+json`` response."""
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    response = web.json_response(body, status=status)
+    response.content_type = "application/problem+json"
+    return response

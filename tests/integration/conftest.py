@@ -1,0 +1,71 @@
+"""Real parts for integration tests: one embedded broker and one stream worker per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from dronetrack import processes
+from dronetrack.broker import EmbeddedBroker, free_port
+from dronetrack.settings import Settings
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 60.0, what: str = "condition"
+) -> T:
+    """Await until ``probe`` returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dronetrack")
+
+
+@pytest.fixture(scope="session")
+def broker(session_dir: Path) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(Settings.from_env({}), log_path=session_dir / "broker.log")
+    asyncio.run(b.start())
+    yield b
+    asyncio.run(b.stop())
+
+
+@pytest.fixture(scope="session")
+def settings(broker: EmbeddedBroker, session_dir: Path) -> Settings:
+    return broker.settings.replace(
+        sqlite_path=session_dir / "store.sqlite3",
+        streams_data_dir=session_dir / "streams",
+        streams_web_port=free_port(),
+        log_dir=session_dir / "log",
+        dashboard_tile_url="",
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, session_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """One Faust worker for the whole session (start-up is the slow part of Faust)."""
+    log = session_dir / "streams.log"
+    with log.open("ab") as out:
+        proc = processes.spawn(
+            [sys.executable, "-m", "streams"], env={**os.environ, **settings.to_env()}, output=out
+        )
+    yield proc
+    code = processes.stop(proc, 30.0)
+    assert code == 0, f"worker exited with {code}; log: {log}"

@@ -1,0 +1,172 @@
+"""The telemetry record v1: what is accepted, and what every refusal says."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dronetrack import record
+from dronetrack.record import FieldError, MalformedBody, RecordsInvalid
+
+GOOD: dict[str, Any] = {
+    "drone_id": "alpha-1",
+    "ts": 1_767_225_600_000,
+    "lat": 47.37,
+    "lon": 8.54,
+    "alt_m": 120.5,
+    "speed_mps": 12.0,
+    "heading_deg": 271.5,
+    "battery_pct": 88.0,
+}
+
+
+def body(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def errors_of(doc: Any) -> list[FieldError]:
+    with pytest.raises(RecordsInvalid) as caught:
+        record.decode_request(body(doc))
+    return caught.value.errors
+
+
+def test_a_valid_record_decodes_with_all_its_values() -> None:
+    [rec] = record.decode_request(body(GOOD))
+    assert {k: getattr(rec, k) for k in GOOD} == GOOD
+
+
+def test_an_array_decodes_in_order() -> None:
+    recs = record.decode_request(body([GOOD, {**GOOD, "drone_id": "beta"}]))
+    assert [r.drone_id for r in recs] == ["alpha-1", "beta"]
+
+
+def test_optional_fields_are_kept() -> None:
+    extra = {
+        "status": "airborne",
+        "seq": 7,
+        "vertical_speed_mps": -1.5,
+        "h_accuracy_m": 3.0,
+        "v_accuracy_m": 4.5,
+    }
+    [rec] = record.decode_request(body({**GOOD, **extra}))
+    assert {k: getattr(rec, k) for k in extra} == extra
+
+
+@pytest.mark.parametrize(
+    ("ts", "epoch_ms"),
+    [
+        ("2026-01-01T00:00:00Z", 1_767_225_600_000),
+        ("2026-01-01T01:00:00.250+01:00", 1_767_225_600_250),
+        (1_767_225_600_123, 1_767_225_600_123),
+    ],
+)
+def test_ts_accepts_rfc3339_and_epoch_ms_and_normalises_to_epoch_ms(ts: Any, epoch_ms: int) -> None:
+    [rec] = record.decode_request(body({**GOOD, "ts": ts}))
+    assert rec.ts == epoch_ms
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("drone_id", "", "matching regex"),
+        ("drone_id", "x" * 65, "matching regex"),
+        ("drone_id", "has space", "matching regex"),
+        ("drone_id", "slash/no", "matching regex"),
+        ("drone_id", 42, "Expected `str`"),
+        ("ts", "2026-01-01T00:00:00", "timezone"),
+        ("ts", "yesterday", "Invalid RFC3339"),
+        ("ts", -1, ">= 0"),
+        ("ts", True, "got `bool`"),
+        ("lat", 90.0001, "<= 90.0"),
+        ("lat", -90.0001, ">= -90.0"),
+        ("lat", "47.3", "Expected `float`"),
+        ("lon", 180.5, "<= 180.0"),
+        ("lon", -181, ">= -180.0"),
+        ("alt_m", 100_001, "<= 100000.0"),
+        ("alt_m", None, "got `null`"),
+        ("speed_mps", -0.1, ">= 0.0"),
+        ("heading_deg", 360, "< 360.0"),
+        ("heading_deg", -1, ">= 0.0"),
+        ("battery_pct", 100.5, "<= 100.0"),
+        ("battery_pct", -3, ">= 0.0"),
+        ("status", "flying", "Invalid enum value 'flying'"),
+        ("seq", -1, ">= 0"),
+        ("seq", 1.5, "Expected `int | null`"),
+        ("h_accuracy_m", -2, ">= 0.0"),
+        ("vertical_speed_mps", 5000, "<= 1000.0"),
+    ],
+)
+def test_each_bad_field_is_named_with_its_reason(field: str, value: Any, reason: str) -> None:
+    [error] = errors_of({**GOOD, field: value})
+    assert (error.index, error.field) == (None, field)
+    assert reason in error.reason
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 90, -90, 359.999])
+def test_bounds_are_inclusive_where_the_schema_says_so(value: float) -> None:
+    doc = {**GOOD, "lat": max(-90.0, min(90.0, value)), "heading_deg": abs(value) % 360}
+    assert record.decode_request(body(doc))
+
+
+@pytest.mark.parametrize(
+    "missing", ["drone_id", "ts", "lat", "lon", "alt_m", "speed_mps", "heading_deg", "battery_pct"]
+)
+def test_a_missing_required_field_is_named(missing: str) -> None:
+    doc = {k: v for k, v in GOOD.items() if k != missing}
+    assert errors_of(doc) == [FieldError(None, missing, "required field is missing")]
+
+
+@pytest.mark.parametrize("unknown", ["batery_pct", "fleet", "received_at"])
+def test_unknown_fields_are_rejected_including_server_side_ones(unknown: str) -> None:
+    assert errors_of({**GOOD, unknown: 1}) == [FieldError(None, unknown, "unknown field")]
+
+
+def test_every_problem_of_every_record_is_reported_at_once() -> None:
+    batch = [GOOD, {**GOOD, "lat": 91, "battery_pct": -1}, "nope", {"drone_id": "x"}]
+    errors = errors_of(batch)
+    assert [(e.index, e.field) for e in errors] == [
+        (1, "lat"),
+        (1, "battery_pct"),
+        (2, ""),
+        (3, "ts"),
+        (3, "lat"),
+        (3, "lon"),
+        (3, "alt_m"),
+        (3, "speed_mps"),
+        (3, "heading_deg"),
+        (3, "battery_pct"),
+    ]
+    assert errors[2].reason == "expected a JSON object"
+
+
+def test_a_body_that_is_neither_object_nor_array_is_refused() -> None:
+    assert errors_of(17) == [FieldError(None, "", "expected a JSON object or an array of objects")]
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"{'single': 'quotes'}", b"[1,]", b"\xff"])
+def test_malformed_json_is_its_own_error(raw: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        record.decode_request(raw)
+
+
+def test_topic_form_round_trips_and_carries_fleet_and_received_at() -> None:
+    [rec] = record.decode_request(body({**GOOD, "seq": 3}))
+    on_topic = record.to_topic(rec, fleet="f1", received_at=1_767_225_600_500)
+    decoded = record.decode_topic(record.encode(on_topic))
+    assert decoded == on_topic
+    assert (decoded.fleet, decoded.received_at, decoded.seq) == ("f1", 1_767_225_600_500, 3)
+
+
+def test_topic_consumers_tolerate_fields_added_later() -> None:
+    value = json.loads(record.encode(record.to_topic(record.decode_request(body(GOOD))[0], "f", 1)))
+    assert record.decode_topic(body({**value, "added_in_v1_1": True})).drone_id == "alpha-1"
+
+
+def test_published_schemas_match_the_code(repo_root: Any) -> None:
+    for name, schema in record.json_schemas().items():
+        published = json.loads((repo_root / "docs" / "schemas" / name).read_text())
+        assert published == schema, (
+            f"docs/schemas/{name} is stale: run `dronetrack schema --out docs/schemas`"
+        )
