@@ -2,17 +2,22 @@
 
 Adapters: ``sqlite`` (embedded default). Every write is idempotent: replaying a record leaves the
 tables as they were, so at-least-once delivery from Kafka neither loses nor duplicates anything.
+Every read names the fleet, so one fleet never sees another's rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
+
+AlertType = Literal["battery_low", "battery_critical", "rapid_drain", "link_lost"]
+Severity = Literal["warning", "critical"]
+AlertState = Literal["active", "acknowledged", "cleared"]
 
 
 class TrackPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -28,6 +33,57 @@ class TrackPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
     seq: int | None = None
 
 
+def alert_id(drone_id: str, type_: AlertType, raised_at: int) -> str:
+    """Deterministic, so a replayed raise or clear writes the same row again."""
+    return f"{drone_id}:{type_}:{raised_at}"
+
+
+class Alert(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One alert's lifecycle: raised (active) -> acknowledged by a user -> cleared.
+
+    The stream worker writes the raise and the clear; the dashboard writes the acknowledgement.
+    They touch different columns, so neither overwrites the other.
+    """
+
+    fleet: str
+    drone_id: str
+    alert_id: str
+    type: AlertType
+    severity: Severity
+    raised_at: int  # event time, epoch ms
+    detail: str = ""
+    cleared_at: int | None = None
+    acknowledged_at: int | None = None
+    acknowledged_by: str | None = None
+
+    @property
+    def state(self) -> AlertState:
+        if self.cleared_at is not None:
+            return "cleared"
+        return "acknowledged" if self.acknowledged_at is not None else "active"
+
+
+class FleetStats(msgspec.Struct, kw_only=True):
+    """Fleet statistics over one tumbling minute (``minute`` is its start, epoch ms)."""
+
+    fleet: str
+    minute: int
+    drones_active: int
+    drones_in_flight: int
+    battery_mean: float
+    battery_min: float
+    alerts_raised: int
+
+
+class User(msgspec.Struct, kw_only=True):
+    """A dashboard user. ``password_hash`` is a memory-hard KDF's encoded output."""
+
+    name: str
+    password_hash: str
+    fleets: list[str]
+    disabled: bool = False
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and make sure the schema exists."""
@@ -37,6 +93,7 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot serve a query (readiness)."""
 
+    # -- telemetry --------------------------------------------------------------------------
     async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
         """Upsert latest state (never moving a drone backwards in time) and track points."""
 
@@ -46,9 +103,45 @@ class Store(Protocol):
     async def drone(self, fleet: str, drone_id: str) -> Telemetry | None: ...
 
     async def track(
-        self, fleet: str, drone_id: str, *, limit: int = 1_000, before_ms: int | None = None
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        limit: int = 1_000,
+        before_ms: int | None = None,
+        since_ms: int | None = None,
     ) -> list[TrackPoint]:
-        """Track points of one drone, newest first, strictly older than ``before_ms`` if given."""
+        """Track points of one drone, newest first: ``since_ms <= ts < before_ms``."""
+
+    # -- alerts -----------------------------------------------------------------------------
+    async def write_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Upsert raises and clears by (fleet, alert_id); a clear is never undone, an
+        acknowledgement is never overwritten."""
+
+    async def alerts(
+        self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
+    ) -> list[Alert]:
+        """A fleet's alerts raised in ``[since_ms, until_ms)``, newest first."""
+
+    async def drone_alerts(self, fleet: str, drone_id: str, *, limit: int = 100) -> list[Alert]:
+        """One drone's alerts, newest first."""
+
+    async def acknowledge_alert(
+        self, fleet: str, alert_id: str, user: str, at_ms: int
+    ) -> Alert | None:
+        """Mark an alert acknowledged (the first acknowledgement wins); None if unknown."""
+
+    # -- fleet statistics -------------------------------------------------------------------
+    async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:
+        """Upsert by (fleet, minute): a recomputed minute replaces the earlier figures."""
+
+    async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
+        """Minutes starting in ``[since_ms, until_ms)``, oldest first."""
+
+    # -- users ------------------------------------------------------------------------------
+    async def put_user(self, user: User) -> None: ...
+
+    async def get_user(self, name: str) -> User | None: ...
 
 
 def open_store(settings: Settings) -> Store:

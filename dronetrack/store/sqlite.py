@@ -5,6 +5,7 @@ blocks on disk and the connection is never shared between threads."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,14 @@ from typing import Any, TypeVar
 import msgspec
 
 from dronetrack.record import Telemetry
-from dronetrack.store import TrackPoint
+from dronetrack.store import Alert, FleetStats, TrackPoint, User
 
 T = TypeVar("T")
 
 _LATEST_COLUMNS = [f.name for f in msgspec.structs.fields(Telemetry)]
 _TRACK_COLUMNS = [f.name for f in msgspec.structs.fields(TrackPoint)]
+_ALERT_COLUMNS = [f.name for f in msgspec.structs.fields(Alert)]
+_STATS_COLUMNS = [f.name for f in msgspec.structs.fields(FleetStats)]
 
 
 def _placeholders(columns: list[str]) -> str:
@@ -39,6 +42,21 @@ _UPSERT_TRACK = f"""
 INSERT OR REPLACE INTO track_points (fleet, drone_id, {", ".join(_TRACK_COLUMNS)})
 VALUES (:fleet, :drone_id, {_placeholders(_TRACK_COLUMNS)})
 """
+
+# The worker owns raise/clear columns, the dashboard owns the acknowledgement: neither clobbers
+# the other, and a clear, once written, stays.
+_UPSERT_ALERT = """
+INSERT INTO alerts (fleet, alert_id, drone_id, type, severity, raised_at, detail, cleared_at)
+VALUES (:fleet, :alert_id, :drone_id, :type, :severity, :raised_at, :detail, :cleared_at)
+ON CONFLICT (fleet, alert_id) DO UPDATE SET
+  detail = excluded.detail,
+  cleared_at = coalesce(alerts.cleared_at, excluded.cleared_at)
+"""
+_UPSERT_STATS = f"""
+INSERT OR REPLACE INTO fleet_stats ({", ".join(_STATS_COLUMNS)})
+VALUES ({_placeholders(_STATS_COLUMNS)})
+"""
+_ALERT_SELECT = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts"
 
 
 class SqliteStore:
@@ -79,17 +97,21 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
-    async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
-        rows = [msgspec.structs.asdict(r) for r in records]
+    async def _write_many(self, statements: Sequence[str], items: Sequence[msgspec.Struct]) -> None:
+        """Run each statement over every item's fields, all in one transaction."""
+        rows = [msgspec.structs.asdict(item) for item in items]
 
         def write(db: sqlite3.Connection) -> None:
-            with db:  # one transaction per batch
+            with db:
                 db.execute("BEGIN")
-                db.executemany(_UPSERT_LATEST, rows)
-                db.executemany(_UPSERT_TRACK, rows)
+                for sql in statements:
+                    db.executemany(sql, rows)
 
         if rows:
             await self._run(write)
+
+    async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
+        await self._write_many((_UPSERT_LATEST, _UPSERT_TRACK), records)
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._run(
@@ -108,17 +130,102 @@ class SqliteStore:
         return None if row is None else _telemetry(row)
 
     async def track(
-        self, fleet: str, drone_id: str, *, limit: int = 1_000, before_ms: int | None = None
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        limit: int = 1_000,
+        before_ms: int | None = None,
+        since_ms: int | None = None,
     ) -> list[TrackPoint]:
         before = 2**63 - 1 if before_ms is None else before_ms
+        since = 0 if since_ms is None else since_ms
         sql = (
             f"SELECT {', '.join(_TRACK_COLUMNS)} FROM track_points"
-            " WHERE fleet = ? AND drone_id = ? AND ts < ? ORDER BY ts DESC LIMIT ?"
+            " WHERE fleet = ? AND drone_id = ? AND ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?"
         )
         rows = await self._run(
-            lambda db: db.execute(sql, (fleet, drone_id, before, limit)).fetchall()
+            lambda db: db.execute(sql, (fleet, drone_id, since, before, limit)).fetchall()
         )
         return [TrackPoint(**_present(r)) for r in rows]
+
+    async def write_alerts(self, alerts: Sequence[Alert]) -> None:
+        await self._write_many((_UPSERT_ALERT,), alerts)
+
+    async def alerts(
+        self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
+    ) -> list[Alert]:
+        sql = (
+            f"{_ALERT_SELECT} WHERE fleet = ? AND raised_at >= ? AND raised_at < ?"
+            " ORDER BY raised_at DESC, alert_id LIMIT ?"
+        )
+        rows = await self._run(
+            lambda db: db.execute(sql, (fleet, since_ms, until_ms, limit)).fetchall()
+        )
+        return [Alert(**_present(r)) for r in rows]
+
+    async def drone_alerts(self, fleet: str, drone_id: str, *, limit: int = 100) -> list[Alert]:
+        sql = (
+            f"{_ALERT_SELECT} WHERE fleet = ? AND drone_id = ?"
+            " ORDER BY raised_at DESC, alert_id LIMIT ?"
+        )
+        rows = await self._run(lambda db: db.execute(sql, (fleet, drone_id, limit)).fetchall())
+        return [Alert(**_present(r)) for r in rows]
+
+    async def acknowledge_alert(
+        self, fleet: str, alert_id: str, user: str, at_ms: int
+    ) -> Alert | None:
+        def ack(db: sqlite3.Connection) -> sqlite3.Row | None:
+            with db:
+                db.execute("BEGIN")
+                db.execute(
+                    "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?"
+                    " WHERE fleet = ? AND alert_id = ? AND acknowledged_at IS NULL",
+                    (at_ms, user, fleet, alert_id),
+                )
+                row: sqlite3.Row | None = db.execute(
+                    f"{_ALERT_SELECT} WHERE fleet = ? AND alert_id = ?", (fleet, alert_id)
+                ).fetchone()
+                return row
+
+        row = await self._run(ack)
+        return None if row is None else Alert(**_present(row))
+
+    async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:
+        await self._write_many((_UPSERT_STATS,), stats)
+
+    async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
+        sql = (
+            f"SELECT {', '.join(_STATS_COLUMNS)} FROM fleet_stats"
+            " WHERE fleet = ? AND minute >= ? AND minute < ? ORDER BY minute"
+        )
+        rows = await self._run(lambda db: db.execute(sql, (fleet, since_ms, until_ms)).fetchall())
+        return [FleetStats(**_present(r)) for r in rows]
+
+    async def put_user(self, user: User) -> None:
+        row = (user.name, user.password_hash, json.dumps(user.fleets), int(user.disabled))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO users (name, password_hash, fleets, disabled)"
+                " VALUES (?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    async def get_user(self, name: str) -> User | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT name, password_hash, fleets, disabled FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return User(
+            name=row["name"],
+            password_hash=row["password_hash"],
+            fleets=json.loads(row["fleets"]),
+            disabled=bool(row["disabled"]),
+        )
 
 
 def _present(row: sqlite3.Row) -> dict[str, Any]:
