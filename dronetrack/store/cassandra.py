@@ -58,8 +58,9 @@ def day_of(ts_ms: int) -> Date:
 
 
 def to_ms(value: dt.datetime) -> int:
-    """The driver returns ``timestamp`` columns as naive UTC datetimes."""
-    return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
+    """The driver returns ``timestamp`` columns as naive UTC datetimes, built through a float,
+    so far from 1970 they can be a microsecond short: round to the nearest millisecond."""
+    return (calendar.timegm(value.utctimetuple()) * 1_000_000 + value.microsecond + 500) // 1000
 
 
 def _opt_ms(value: dt.datetime | None) -> int | None:
