@@ -1,5 +1,7 @@
 """The store contract runs against every adapter the machine can reach: SQLite always,
-Cassandra when ``DRONETRACK_CASSANDRA_CONTACT_POINTS`` names a cluster."""
+Cassandra when ``DRONETRACK_CASSANDRA_CONTACT_POINTS`` names a cluster. ``cassandra-standin``
+runs the Cassandra adapter's own code over an in-process stand-in for the cluster (see
+tests/cassandra_standin.py): it catches the adapter's mistakes, not the cluster's behaviour."""
 
 from __future__ import annotations
 
@@ -63,7 +65,22 @@ def _cassandra_execute(settings: Settings, *statements: str) -> None:
         cluster.shutdown()
 
 
-@pytest.fixture(params=["sqlite", "cassandra"])
+@pytest.fixture
+def standin_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    from dronetrack.store import cassandra, cassandra_schema
+    from tests.cassandra_standin import StandinCluster
+
+    cluster = StandinCluster()
+    monkeypatch.setattr(cassandra, "build_cluster", lambda settings: cluster)
+    monkeypatch.setattr(cassandra, "connect", lambda c, settings, keyspace: cluster.session())
+    monkeypatch.setattr(cassandra_schema, "_session", lambda s, k: (cluster, cluster.session()))
+    settings = Settings(store="cassandra", cassandra_contact_points="standin")
+    cassandra_schema.migrate(settings)
+    yield settings
+    cluster.io.shutdown(wait=True)
+
+
+@pytest.fixture(params=["sqlite", "cassandra-standin", "cassandra"])
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
@@ -73,6 +90,8 @@ async def store_factory(
         settings: Settings = request.getfixturevalue("cassandra_settings")
         keyspace = settings.cassandra_keyspace
         _cassandra_execute(settings, *(f"TRUNCATE {keyspace}.{t}" for t in CASSANDRA_TABLES))
+    elif request.param == "cassandra-standin":
+        settings = request.getfixturevalue("standin_settings")
 
     async def factory(retention: Retention | None = None) -> Store:
         adapter: Store

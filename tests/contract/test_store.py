@@ -167,13 +167,13 @@ async def test_tracks_are_newest_first_across_day_boundaries(store: Store) -> No
 
 
 async def test_long_tracks_page_without_gaps_or_repeats(store: Store) -> None:
-    # Eleven minutes at 10 Hz across midnight: more rows than one driver page.
-    start = MIDNIGHT - 330_000
-    times = [start + i * 100 for i in range(6_600)]
+    # Twenty minutes at 10 Hz across midnight: more rows in one day than one driver page (5000).
+    start = MIDNIGHT - 700_000
+    times = [start + i * 100 for i in range(12_000)]
     for i in range(0, len(times), 1_000):
         await store.write_telemetry([at(t, seq=j + i) for j, t in enumerate(times[i : i + 1_000])])
 
-    whole = await store.track("f1", "d1", limit=10_000)
+    whole = await store.track("f1", "d1", limit=20_000)
     assert [p.ts for p in whole] == times[::-1]
 
     seen: list[int] = []

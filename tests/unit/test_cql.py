@@ -8,7 +8,6 @@ reject, or would only run with ALLOW FILTERING, fails here without a cluster.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import pytest
 from cassandra.metadata import cql_keywords_reserved
@@ -20,78 +19,10 @@ from dronetrack.store.cassandra_schema import (
     retention_cql,
     template_params,
 )
+from tests.cql_model import Table, conditions, parse_table, split_top
 
 RETENTION = Retention(track_s=604_800, alerts_s=7_776_000, stats_s=7_776_000)
 TIME_SERIES = {"track_points", "fleet_stats"}
-
-
-@dataclass
-class Table:
-    name: str
-    columns: dict[str, str]
-    partition: list[str]
-    clustering: list[str]
-    order: dict[str, str] = field(default_factory=dict)
-    options: str = ""
-
-    @property
-    def primary(self) -> list[str]:
-        return self.partition + self.clustering
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside () and <>."""
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch in "(<"
-        depth -= ch in ")>"
-        if ch == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    return [*parts, current.strip()] if current.strip() else parts
-
-
-def _matching(text: str, start: int) -> int:
-    depth = 0
-    for i in range(start, len(text)):
-        depth += text[i] == "("
-        depth -= text[i] == ")"
-        if depth == 0:
-            return i
-    raise AssertionError(f"unbalanced parentheses: {text}")
-
-
-def parse_table(statement: str) -> Table:
-    m = re.match(r"CREATE TABLE IF NOT EXISTS (\w+) \(", statement)
-    assert m, f"every CREATE TABLE is IF NOT EXISTS, so a migration can be re-run: {statement}"
-    end = _matching(statement, m.end() - 1)
-    body, options = statement[m.end() : end], statement[end + 1 :].strip()
-    columns: dict[str, str] = {}
-    partition: list[str] = []
-    clustering: list[str] = []
-    for item in _split_top(body):
-        if item.upper().startswith("PRIMARY KEY"):
-            key = item[item.index("(") + 1 : item.rindex(")")].strip()
-            if key.startswith("("):
-                close = _matching(key, 0)
-                partition = [c.strip() for c in key[1:close].split(",")]
-                rest = key[close + 1 :].strip(" ,")
-            else:
-                first, _, rest = key.partition(",")
-                partition = [first.strip()]
-            clustering = [c.strip() for c in rest.split(",") if c.strip()]
-        else:
-            name, type_ = item.split(None, 1)
-            columns[name] = type_.strip()
-    order = {}
-    om = re.search(r"CLUSTERING ORDER BY \(([^)]*)\)", options)
-    if om:
-        for part in om[1].split(","):
-            col, direction = part.split()
-            order[col] = direction.upper()
-    return Table(m[1], columns, partition, clustering, order, options)
 
 
 def tables() -> dict[str, Table]:
@@ -108,15 +39,6 @@ def tables() -> dict[str, Table]:
 
 
 TABLES = tables()
-
-
-def conditions(where: str) -> list[tuple[str, str]]:
-    result = []
-    for cond in re.split(r"\s+AND\s+", where.strip()):
-        m = re.fullmatch(r"(\w+)\s*(=|<=|>=|<|>|IN)\s*(\?|true|false|\(.*\))", cond.strip())
-        assert m, f"unexpected condition {cond!r}"
-        result.append((m[1], m[2]))
-    return result
 
 
 def check_restrictions(table: Table, conds: list[tuple[str, str]], name: str) -> None:
@@ -174,7 +96,7 @@ def test_selects_restrict_the_full_partition_key(name: str) -> None:
     m = select_parts(SELECTS[name])
     table = TABLES[m["table"]]
     check_restrictions(table, conditions(m["where"]), name)
-    for col in _split_top(m["cols"]):
+    for col in split_top(m["cols"]):
         fn = re.fullmatch(r"(TTL|WRITETIME)\((\w+)\)", col)
         if fn:
             assert fn[2] in table.columns, f"{name}: no column {fn[2]}"
