@@ -351,5 +351,9 @@ class StandinSession:
             self.cluster.ddl(statement)
             return _Result()
         if isinstance(statement, str):
-            statement = self.cluster.prepare(statement).bind(params or ())
+            # As the driver: a plain string is a simple statement, which takes %s, not ?.
+            assert "?" not in statement, f"prepare a statement with ? markers: {statement}"
+            raise AssertionError(f"the adapter sends no unprepared statements: {statement}")
+        if isinstance(statement, PreparedStatement):
+            statement = statement.bind(params or ())
         return _Result(self.cluster.run(statement))

@@ -39,6 +39,7 @@ from dronetrack.store import (
     migrations,
 )
 from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
+from dronetrack.store.cassandra_schema import schema_version
 
 DAY_MS = 86_400_000
 _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.999Z
@@ -49,7 +50,7 @@ _ACK_EPOCH = 4_102_444_800_000  # 2100-01-01 in ms
 # Track points of one partition travel in unlogged batches of this many rows (~3 KB, under
 # Cassandra's default 5 KB batch warning).
 _BATCH_ROWS = 32
-_track_decoder = msgspec.json.Decoder(Telemetry)
+_record_decoder = msgspec.json.Decoder(Telemetry)
 
 
 def day_of(ts_ms: int) -> Date:
@@ -100,14 +101,14 @@ class CassandraStore:
         cluster = build_cluster(self.settings)
         session = connect(cluster, self.settings, self.settings.cassandra_keyspace)
         try:
-            row = session.execute(cql.STATEMENTS["schema_version"], (cql.MIGRATION_SCOPE,)).one()
+            have = schema_version(session)
         except Exception as exc:
             cluster.shutdown()
             raise SchemaOutdated(
                 f"keyspace {self.settings.cassandra_keyspace!r} has no schema: "
                 f"run `dronetrack db migrate` ({exc})"
             ) from None
-        have, need = (row.version if row else 0), migrations.latest_version("cassandra")
+        need = migrations.latest_version("cassandra")
         if have < need:
             cluster.shutdown()
             raise SchemaOutdated(
@@ -247,11 +248,11 @@ class CassandraStore:
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._query("latest", (fleet,))
-        return [_track_decoder.decode(r.record) for r in rows]
+        return [_record_decoder.decode(r.record) for r in rows]
 
     async def drone(self, fleet: str, drone_id: str) -> Telemetry | None:
         rows = await self._query("drone", (fleet, drone_id))
-        return _track_decoder.decode(rows[0].record) if rows else None
+        return _record_decoder.decode(rows[0].record) if rows else None
 
     async def _days(self, fleet: str, series: str, first_ms: int, last_ms: int) -> list[int]:
         """Days of a series that hold rows, newest first, within [first_ms, last_ms]."""

@@ -15,7 +15,8 @@ from dronetrack.settings import PREFIX, Settings, SettingsError
 from dronetrack.store import Retention, cql, migrations
 from dronetrack.store.cassandra_cluster import build_cluster, connect
 
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+# Lower case only: Cassandra folds unquoted names to lower case, the driver quotes others.
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _STRATEGIES = ("NetworkTopologyStrategy", "SimpleStrategy")
 
 
@@ -23,8 +24,8 @@ def keyspace_name(settings: Settings) -> str:
     name = settings.cassandra_keyspace
     if not _IDENTIFIER.match(name):
         raise SettingsError(
-            f"{PREFIX}CASSANDRA_KEYSPACE={name!r}: use 1-48 letters, digits or _,"
-            " starting with a letter"
+            f"{PREFIX}CASSANDRA_KEYSPACE={name!r}: use 1-48 lower-case letters, digits"
+            " or _, starting with a letter"
         )
     return name
 
@@ -103,8 +104,13 @@ def create_keyspace(settings: Settings) -> str:
     return statement
 
 
-def _version(session: Any) -> int:
-    row = session.execute(cql.STATEMENTS["schema_version"], (cql.MIGRATION_SCOPE,)).one()
+def _execute(session: Any, name: str, params: tuple[Any, ...]) -> Any:
+    """Run one of ``cql.STATEMENTS`` (``?`` markers need a prepared statement)."""
+    return session.execute(session.prepare(cql.STATEMENTS[name]), params)
+
+
+def schema_version(session: Any) -> int:
+    row = _execute(session, "schema_version", (cql.MIGRATION_SCOPE,)).one()
     return int(row.version) if row else 0
 
 
@@ -117,17 +123,18 @@ def migrate(settings: Settings) -> tuple[int, int]:
     cluster, session = _session(settings, keyspace_name(settings))
     try:
         session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        before = _version(session)
+        before = schema_version(session)
         for migration in migrations.load("cassandra")[before:]:
             for statement in migration.statements(template_params(retention)):
                 session.execute(statement)
-            session.execute(
-                cql.STATEMENTS["record_migration"],
+            _execute(
+                session,
+                "record_migration",
                 (cql.MIGRATION_SCOPE, migration.version, migration.name, dt.datetime.now(dt.UTC)),
             )
         for statement in retention_cql(retention):
             session.execute(statement)
-        return before, _version(session)
+        return before, schema_version(session)
     finally:
         cluster.shutdown()
 
@@ -136,6 +143,6 @@ def version(settings: Settings) -> int:
     cluster, session = _session(settings, keyspace_name(settings))
     try:
         session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        return _version(session)
+        return schema_version(session)
     finally:
         cluster.shutdown()
