@@ -176,6 +176,7 @@ class StandinCluster:
         limit = dict(bound).get("[limit]")
         if m["limit"] and m["limit"].isdigit():
             limit = int(m["limit"])
+        assert limit is None or limit > 0, "Cassandra: LIMIT must be strictly positive"
         partition = tuple(
             _key(v) for (c, op), v in zip(conds, values, strict=True) if c in table.partition
         )

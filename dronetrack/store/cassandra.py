@@ -272,6 +272,8 @@ class CassandraStore:
         before_ms: int | None = None,
         since_ms: int | None = None,
     ) -> list[TrackPoint]:
+        if limit <= 0:  # CQL refuses LIMIT 0
+            return []
         since = 0 if since_ms is None else since_ms
         before = _MAX_TS + 1 if before_ms is None else before_ms
         points: list[TrackPoint] = []
@@ -363,6 +365,8 @@ class CassandraStore:
         self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
     ) -> list[Alert]:
         found: list[Alert] = []
+        if limit <= 0:
+            return found
         for day in await self._days(fleet, "alerts", since_ms, until_ms - 1):
             if len(found) >= limit:
                 break
@@ -375,6 +379,8 @@ class CassandraStore:
         return found
 
     async def drone_alerts(self, fleet: str, drone_id: str, *, limit: int = 100) -> list[Alert]:
+        if limit <= 0:
+            return []
         rows = await self._query("drone_alerts", (fleet, drone_id, limit), limit=limit)
         return [_alert(fleet, r, drone_id) for r in rows]
 

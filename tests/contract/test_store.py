@@ -58,6 +58,7 @@ async def test_track_is_newest_first_and_pages(store: Store) -> None:
     assert [p.seq for p in rest] == [2, 1, 0]
     window = await store.track("f1", "d1", since_ms=T0 + 1000, before_ms=T0 + 3000)
     assert [p.seq for p in window] == [2, 1]
+    assert await store.track("f1", "d1", limit=0) == []
 
 
 async def test_every_read_is_scoped_to_its_fleet(store: Store) -> None:

@@ -138,3 +138,23 @@ def test_days_are_utc_and_latest_write_times_follow_event_time() -> None:
     stamps = [latest_write_time(rec(ts, seq)) for ts, seq in [(5, None), (5, 1), (5, 998), (6, 0)]]
     assert stamps == sorted(stamps)
     assert len(set(stamps)) == 4
+
+
+def test_store_settings_are_read_from_the_environment() -> None:
+    s = Settings.from_env(
+        {
+            "DRONETRACK_STORE": "cassandra",
+            "DRONETRACK_CASSANDRA_CONTACT_POINTS": "c1,c2",
+            "DRONETRACK_CASSANDRA_TLS": "true",
+            "DRONETRACK_CASSANDRA_PASSWORD": SECRET,
+            "DRONETRACK_STORE_TRACK_TTL_S": "3600",
+            "DRONETRACK_CASSANDRA_REQUEST_TIMEOUT_S": "2.5",
+        }
+    )
+    assert (s.cassandra_tls, s.store_track_ttl_s, s.cassandra_request_timeout_s) == (
+        True,
+        3600,
+        2.5,
+    )
+    assert contact_points(s) == ["c1", "c2"]
+    assert SECRET not in repr(s)
