@@ -358,3 +358,14 @@ class StandinSession:
         if isinstance(statement, PreparedStatement):
             statement = statement.bind(params or ())
         return _Result(self.cluster.run(statement))
+
+
+def install(monkeypatch: Any) -> StandinCluster:
+    """Route the Cassandra adapter and the schema commands to a fresh stand-in."""
+    from dronetrack.store import cassandra, cassandra_schema
+
+    cluster = StandinCluster()
+    monkeypatch.setattr(cassandra, "build_cluster", lambda settings: cluster)
+    monkeypatch.setattr(cassandra, "connect", lambda c, settings, keyspace: cluster.session())
+    monkeypatch.setattr(cassandra_schema, "_session", lambda s, k: (cluster, cluster.session()))
+    return cluster

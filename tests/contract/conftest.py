@@ -67,13 +67,10 @@ def _cassandra_execute(settings: Settings, *statements: str) -> None:
 
 @pytest.fixture
 def standin_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    from dronetrack.store import cassandra, cassandra_schema
-    from tests.cassandra_standin import StandinCluster
+    from dronetrack.store import cassandra_schema
+    from tests.cassandra_standin import install
 
-    cluster = StandinCluster()
-    monkeypatch.setattr(cassandra, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra, "connect", lambda c, settings, keyspace: cluster.session())
-    monkeypatch.setattr(cassandra_schema, "_session", lambda s, k: (cluster, cluster.session()))
+    cluster = install(monkeypatch)
     settings = Settings(store="cassandra", cassandra_contact_points="standin")
     cassandra_schema.migrate(settings)
     yield settings
