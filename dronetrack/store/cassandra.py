@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-from cassandra import OperationTimedOut
+from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 from cassandra.util import Date
@@ -481,10 +481,11 @@ class CassandraStore:
 
 
 async def _guard(pending: Awaitable[Any], settings: Settings) -> Any:
-    """Await a driver request, turning 'cannot reach the cluster' into StoreUnavailable."""
+    """Await a driver request, turning 'the cluster cannot answer now' (no replica reachable,
+    too few replicas alive or answering in time) into StoreUnavailable."""
     try:
         return await pending
-    except (NoHostAvailable, OperationTimedOut) as exc:
+    except (NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout) as exc:
         raise StoreUnavailable(f"Cassandra at {where(settings)} did not answer: {exc}") from exc
 
 

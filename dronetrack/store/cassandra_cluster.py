@@ -8,7 +8,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, UnresolvableContactPoints
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
@@ -107,8 +107,19 @@ def build_cluster(settings: Settings) -> Cluster:
         auth = PlainTextAuthProvider(
             username=settings.cassandra_username, password=settings.cassandra_password
         )
+    points = contact_points(settings)
+    try:
+        return _cluster(settings, points, profile, auth)
+    except UnresolvableContactPoints:
+        raise StoreUnavailable(
+            f"none of the Cassandra contact points resolves: {', '.join(points)} "
+            f"({PREFIX}CASSANDRA_CONTACT_POINTS)"
+        ) from None
+
+
+def _cluster(settings: Settings, points: list[str], profile: Any, auth: Any) -> Cluster:
     return Cluster(
-        contact_points=contact_points(settings),
+        contact_points=points,
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         auth_provider=auth,

@@ -68,6 +68,11 @@ def test_tls_settings_build_a_verifying_context() -> None:
         cluster.shutdown()
 
 
+def test_unresolvable_contact_points_are_a_clear_error() -> None:
+    with pytest.raises(StoreUnavailable, match="DRONETRACK_CASSANDRA_CONTACT_POINTS"):
+        build_cluster(settings(cassandra_contact_points="no-such-host.invalid"))
+
+
 def test_bad_settings_name_the_variable() -> None:
     with pytest.raises(SettingsError, match="DRONETRACK_CASSANDRA_READ_CONSISTENCY"):
         consistency("MOSTLY", "CASSANDRA_READ_CONSISTENCY")
