@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra import cqltypes
+from cassandra import InvalidRequest, cqltypes
 from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement
 from cassandra.util import Date
@@ -94,6 +94,8 @@ class StandinCluster:
 
     # -- statements -----------------------------------------------------------------------
     def prepare(self, text: str) -> PreparedStatement:
+        if _table_name(text) not in self.tables:
+            raise InvalidRequest(f"unconfigured table {_table_name(text)}")  # as the server says
         table = self.tables[_table_name(text)]
         metadata = [
             ColumnMetadata("ks", table.name, name, _TYPES[type_])

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import msgspec
-from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra import InvalidRequest, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 from cassandra.util import Date
@@ -85,6 +85,7 @@ class CassandraStore:
         self._cluster: Any = None
         self._session: Any = None
         self._prepared: dict[str, Any] = {}
+        self._write_cl: int | None = None
         self._writes = asyncio.Semaphore(max(1, settings.cassandra_max_concurrent_writes))
 
     def __repr__(self) -> str:
@@ -102,7 +103,7 @@ class CassandraStore:
         session = connect(cluster, self.settings, self.settings.cassandra_keyspace)
         try:
             have = schema_version(session)
-        except Exception as exc:
+        except InvalidRequest as exc:  # no schema_migrations table: never migrated
             cluster.shutdown()
             raise SchemaOutdated(
                 f"keyspace {self.settings.cassandra_keyspace!r} has no schema: "
@@ -118,12 +119,16 @@ class CassandraStore:
         write_cl = consistency(
             self.settings.cassandra_write_consistency, "CASSANDRA_WRITE_CONSISTENCY"
         )
-        for name, text in cql.STATEMENTS.items():
-            prepared = session.prepare(text)
-            prepared.is_idempotent = True
-            if text.startswith(("INSERT", "UPDATE")):
-                prepared.consistency_level = write_cl
-            self._prepared[name] = prepared
+        try:
+            for name, text in cql.STATEMENTS.items():
+                prepared = session.prepare(text)
+                prepared.is_idempotent = True
+                if text.startswith(("INSERT", "UPDATE")):
+                    prepared.consistency_level = write_cl
+                self._prepared[name] = prepared
+        except BaseException:
+            cluster.shutdown()
+            raise
         self._write_cl = write_cl
         self._cluster, self._session = cluster, session
 
