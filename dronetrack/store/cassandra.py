@@ -43,9 +43,11 @@ from dronetrack.store.cassandra_schema import schema_version
 
 DAY_MS = 86_400_000
 _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.999Z
-# Acknowledgements are written at ACK_EPOCH - at_ms (microseconds), so under last-write-wins the
-# earliest acknowledgement wins whatever order they arrive in. The values stay small and
-# positive, far below real write times, and only ever compete with each other.
+# Acknowledgements are written with write timestamp ACK_EPOCH - at_ms, so under last-write-wins
+# the earliest acknowledgement wins whatever order they arrive in. Read as microseconds the
+# values lie in 1970 (2100-01-01 minus now, in ms, is ~2.3e12 us: late January 1970): far
+# below real write times, never in the future, and they only ever compete with each other
+# (nothing else writes or deletes the acknowledgement columns).
 _ACK_EPOCH = 4_102_444_800_000  # 2100-01-01 in ms
 # Track points of one partition travel in unlogged batches of this many rows (~3 KB, under
 # Cassandra's default 5 KB batch warning).
@@ -76,6 +78,11 @@ def _unset(value: Any) -> Any:
 def latest_write_time(rec: Telemetry) -> int:
     """Write timestamp (µs) for latest state: the event time, then ``seq`` within one ms."""
     return rec.ts * 1000 + (rec.seq % 1000 if rec.seq is not None else 0)
+
+
+def ack_write_time(at_ms: int) -> int:
+    """Write timestamp (µs) for an acknowledgement made at ``at_ms``: earlier is greater."""
+    return _ACK_EPOCH - at_ms
 
 
 class CassandraStore:
@@ -399,8 +406,7 @@ class CassandraStore:
         raised_at = to_ms(row.raised_at)
         # The acknowledgement lives exactly as long as the alert's own columns.
         ttl = row[-1] or 0
-        stamp = (_ACK_EPOCH - at_ms) * 1000
-        head = (ttl, stamp, at_ms, user)
+        head = (ttl, ack_write_time(at_ms), at_ms, user)
         await self._write(
             self._batch(
                 BatchType.LOGGED,

@@ -15,7 +15,13 @@ from dronetrack.broker import free_port
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings, SettingsError
 from dronetrack.store import StoreUnavailable, open_store
-from dronetrack.store.cassandra import CassandraStore, day_of, latest_write_time, to_ms
+from dronetrack.store.cassandra import (
+    CassandraStore,
+    ack_write_time,
+    day_of,
+    latest_write_time,
+    to_ms,
+)
 from dronetrack.store.cassandra_cluster import (
     IdempotentOnlyRetryPolicy,
     build_cluster,
@@ -163,3 +169,10 @@ def test_store_settings_are_read_from_the_environment() -> None:
     )
     assert contact_points(s) == ["c1", "c2"]
     assert SECRET not in repr(s)
+
+
+def test_earlier_acknowledgements_get_greater_write_times_that_are_never_in_the_future() -> None:
+    now_us = time.time_ns() // 1000
+    early, late = ack_write_time(1_795_000_000_000), ack_write_time(1_795_000_000_001)
+    assert early > late > 0
+    assert early < now_us
