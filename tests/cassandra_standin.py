@@ -179,9 +179,13 @@ class StandinCluster:
         if m["limit"] and m["limit"].isdigit():
             limit = int(m["limit"])
         assert limit is None or limit > 0, "Cassandra: LIMIT must be strictly positive"
-        partition = tuple(
-            _key(v) for (c, op), v in zip(conds, values, strict=True) if c in table.partition
-        )
+        restricted = {c for c, op in conds if op == "="}
+        if not set(table.partition) <= restricted or not {c for c, _ in conds} <= set(
+            table.primary
+        ):
+            raise InvalidRequest(f"would need ALLOW FILTERING: {text}")  # as the server refuses
+        equal = {c: v for (c, op), v in zip(conds, values, strict=True) if op == "="}
+        partition = tuple(_key(equal[c]) for c in table.partition)
         found = []
         for clustering, row in self.data.get(table.name, {}).get(partition, {}).items():
             live = {c: cell for c, cell in row.cells.items() if cell.live(now)}
