@@ -393,3 +393,20 @@ def test_only_ingest_and_dashboard_accept_traffic_from_outside(overlay: str) -> 
 def test_secrets_are_referenced_never_committed(overlay: str) -> None:
     docs = render(overlay)
     assert not of_kind(docs, "Secret"), "no Secret object (with values) may be committed"
+
+
+def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(overlay: str) -> None:
+    """A replicas field would be reset by every `kubectl apply`, undoing the autoscaler."""
+    docs = render(overlay)
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    scaled |= {s["spec"]["scaleTargetRef"]["name"] for s in of_kind(docs, "ScaledObject")}
+    assert scaled >= set(SERVICES)
+    for name in scaled:
+        assert "replicas" not in named(docs, "Deployment", name)["spec"], name
+
+
+def test_namespace_enforces_pod_security(overlay: str) -> None:
+    (ns,) = of_kind(render(overlay), "Namespace")
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
