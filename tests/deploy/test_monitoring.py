@@ -61,3 +61,8 @@ def test_lag_alerts_watch_the_stream_workers_group() -> None:
     for name, rule in ALERTS.items():
         if "kafka_consumergroup_lag" in rule["expr"]:
             assert f'consumergroup="{group}"' in rule["expr"], name
+
+
+def test_links_inside_the_operations_guide_resolve() -> None:
+    links = set(re.findall(r"\]\(#([^)]+)\)", DOCS.read_text()))
+    assert links <= _anchors(), f"broken links in docs/operations.md: {links - _anchors()}"
