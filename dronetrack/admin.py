@@ -26,7 +26,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     db = sub.add_parser("db", help="create the keyspace, migrate the schema, show its version")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("create-keyspace", help="create the Cassandra keyspace (idempotent)")
-    db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)")
+    db_sub.add_parser(
+        "migrate", help="create the keyspace if missing, apply pending migrations (idempotent)"
+    )
     db_sub.add_parser("version", help="print the applied and the latest schema version")
 
     user = sub.add_parser("user", help="manage dashboard users")
@@ -91,7 +93,8 @@ def _cassandra_db(command: str, settings: Settings) -> int:
     latest = migrations.latest_version("cassandra")
     keyspace = settings.cassandra_keyspace
     if command == "create-keyspace":
-        print(cassandra_schema.create_keyspace(settings))
+        created = cassandra_schema.create_keyspace(settings)
+        print(created or f"cassandra keyspace {keyspace} exists; left as it is")
     elif command == "migrate":
         before, after = cassandra_schema.migrate(settings)
         print(f"cassandra keyspace {keyspace}: schema version {before} -> {after}")

@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from cassandra import InvalidRequest, cqltypes
@@ -85,6 +86,7 @@ class StandinCluster:
         self.ids = itertools.count()
         self.prepared: dict[bytes, PreparedStatement] = {}
         self.io = ThreadPoolExecutor(2, thread_name_prefix="standin-io")
+        self.metadata = SimpleNamespace(keyspaces={})
 
     def session(self) -> StandinSession:
         return StandinSession(self)
@@ -217,7 +219,9 @@ class StandinCluster:
     # -- schema -----------------------------------------------------------------------------
     def ddl(self, text: str) -> None:
         with self.lock:
-            if text.startswith("CREATE TABLE"):
+            if text.startswith("CREATE KEYSPACE IF NOT EXISTS "):
+                self.metadata.keyspaces[text.split()[5]] = text
+            elif text.startswith("CREATE TABLE"):
                 table = parse_table(text)
                 if table.name not in self.tables:
                     self.tables[table.name] = table
@@ -354,7 +358,8 @@ class StandinSession:
         return StandinFuture(self.cluster, statement)
 
     def execute(self, statement: Any, params: Any = None, timeout: float | None = None) -> Any:
-        if isinstance(statement, str) and statement.startswith(("CREATE TABLE", "ALTER TABLE")):
+        ddl = ("CREATE KEYSPACE", "CREATE TABLE", "ALTER TABLE")
+        if isinstance(statement, str) and statement.startswith(ddl):
             self.cluster.ddl(statement)
             return _Result()
         if isinstance(statement, str):

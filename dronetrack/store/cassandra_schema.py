@@ -93,11 +93,16 @@ def _session(settings: Settings, keyspace: str | None) -> tuple[Any, Any]:
     return cluster, connect(cluster, settings, keyspace)
 
 
-def create_keyspace(settings: Settings) -> str:
-    """Create the keyspace if it is missing; the statement that was run."""
+def create_keyspace(settings: Settings) -> str | None:
+    """Create the keyspace if it is missing: the statement run, or None if it existed.
+
+    An existing keyspace is left alone (its replication too) and no CREATE is even sent, so a
+    role without CREATE permission on all keyspaces can run this against a prepared one."""
     statement = create_keyspace_cql(settings)
     cluster, session = _session(settings, None)
     try:
+        if keyspace_name(settings) in cluster.metadata.keyspaces:
+            return None
         session.execute(statement)
     finally:
         cluster.shutdown()
@@ -115,11 +120,13 @@ def schema_version(session: Any) -> int:
 
 
 def migrate(settings: Settings) -> tuple[int, int]:
-    """Apply the pending migrations, then the retention settings; (version before, after).
+    """Create the keyspace if it is missing, apply the pending migrations, then the retention
+    settings; (version before, after).
 
     Each file's statements are IF NOT EXISTS, and a version is recorded only after all of its
     statements succeeded, so an interrupted run is finished by running it again."""
     retention = Retention.from_settings(settings)
+    create_keyspace(settings)
     cluster, session = _session(settings, keyspace_name(settings))
     try:
         session.execute(cql.CREATE_MIGRATIONS_TABLE)

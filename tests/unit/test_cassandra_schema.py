@@ -27,6 +27,8 @@ def test_migrate_is_idempotent_and_records_the_version(cluster: StandinCluster) 
     assert cassandra_schema.migrate(SETTINGS) == (latest, latest)
     assert cassandra_schema.version(SETTINGS) == latest
     assert cluster.ttl["track_points"] == SETTINGS.store_track_ttl_s
+    assert list(cluster.metadata.keyspaces) == ["dronetrack"], "migrate creates the keyspace"
+    assert cassandra_schema.create_keyspace(SETTINGS) is None, "an existing one is left alone"
 
 
 def test_migrate_applies_changed_retention_to_existing_tables(cluster: StandinCluster) -> None:
