@@ -93,6 +93,7 @@ class MalformedBody(ValueError):
 
 
 _fast = msgspec.json.Decoder(TelemetryIn | list[TelemetryIn])
+_one = msgspec.json.Decoder(TelemetryIn)
 _topic_decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 _FIELDS = {f.encode_name: f for f in msgspec.structs.fields(TelemetryIn)}
@@ -108,6 +109,29 @@ def decode_request(body: bytes) -> list[TelemetryIn]:
     except msgspec.DecodeError as exc:
         raise MalformedBody(str(exc)) from None
     return parsed if isinstance(parsed, list) else [parsed]
+
+
+def decode_ndjson(body: bytes) -> list[TelemetryIn]:
+    """Parse newline-delimited records (blank lines skipped); a record's index is its position
+    among the non-blank lines."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    try:
+        return [_one.decode(line) for line in lines]
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError:
+        for number, line in enumerate(lines):
+            try:
+                msgspec.json.decode(line)
+            except msgspec.DecodeError as exc:
+                raise MalformedBody(f"record {number}: {exc}") from None
+    errors = []
+    for index, line in enumerate(lines):
+        try:
+            _one.decode(line)
+        except msgspec.ValidationError:
+            errors.extend(_explain_one(index, msgspec.json.decode(line)))
+    raise RecordsInvalid(errors)
 
 
 def explain(body: bytes) -> list[FieldError]:

@@ -12,6 +12,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -40,6 +41,9 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests being handled.", registry=registry
+        )
 
 
 def instrument(app: web.Application) -> None:
@@ -55,6 +59,7 @@ def instrument(app: web.Application) -> None:
         name = route.canonical if route is not None else "unmatched"
         start = time.perf_counter()
         status = 500
+        metrics.in_flight.inc()
         try:
             response = await handler(request)
             status = response.status
@@ -63,6 +68,7 @@ def instrument(app: web.Application) -> None:
             status = exc.status
             raise
         finally:
+            metrics.in_flight.dec()
             metrics.requests.labels(name, request.method, str(status)).inc()
             metrics.latency.labels(name).observe(time.perf_counter() - start)
 

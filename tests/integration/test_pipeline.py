@@ -36,7 +36,10 @@ def flight(drone_id: str, n: int, t0: int = 1_795_000_000_000) -> list[dict[str,
 
 
 async def test_posted_records_reach_the_dashboard_exactly_once_and_in_order(
-    aiohttp_client: AiohttpClient, settings: Settings, worker: subprocess.Popen[bytes]
+    aiohttp_client: AiohttpClient,
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    auth: dict[str, str],
 ) -> None:
     ingest: TestClient[Any, Any] = await aiohttp_client(create_ingest(settings))
     dashboard: TestClient[Any, Any] = await aiohttp_client(create_dashboard(settings))
@@ -48,7 +51,9 @@ async def test_posted_records_reach_the_dashboard_exactly_once_and_in_order(
         for records in flights.values():
             single, batch = records[i], records[i + 1 : i + 5]
             for payload in (single, batch):
-                response = await ingest.post("/v1/telemetry", data=json.dumps(payload))
+                response = await ingest.post(
+                    "/v1/telemetry", data=json.dumps(payload), headers=auth
+                )
                 assert response.status == 202, await response.text()
 
     async def all_latest() -> dict[str, Any] | None:

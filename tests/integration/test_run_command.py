@@ -54,6 +54,7 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         "DRONETRACK_SQLITE_PATH": str(tmp_path / "store.sqlite3"),
         "DRONETRACK_STREAMS_DATA_DIR": str(tmp_path / "streams"),
         "DRONETRACK_LOG_DIR": str(tmp_path / "log"),
+        "DRONETRACK_INGEST_TOKENS_FILE": str(tmp_path / "ingest-tokens"),
         "DRONETRACK_DASHBOARD_TILE_URL": "",
         "DRONETRACK_SIM_RATE_HZ": "4",
     }
