@@ -113,25 +113,19 @@ def decode_request(body: bytes) -> list[TelemetryIn]:
 
 def decode_ndjson(body: bytes) -> list[TelemetryIn]:
     """Parse newline-delimited records (blank lines skipped); a record's index is its position
-    among the non-blank lines."""
+    among the non-blank lines. A line that is not JSON makes the whole body malformed."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     try:
         return [_one.decode(line) for line in lines]
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, msgspec.DecodeError):
         pass
-    except msgspec.DecodeError:
-        for number, line in enumerate(lines):
-            try:
-                msgspec.json.decode(line)
-            except msgspec.DecodeError as exc:
-                raise MalformedBody(f"record {number}: {exc}") from None
-    errors = []
+    docs = []
     for index, line in enumerate(lines):
         try:
-            _one.decode(line)
-        except msgspec.ValidationError:
-            errors.extend(_explain_one(index, msgspec.json.decode(line)))
-    raise RecordsInvalid(errors)
+            docs.append(msgspec.json.decode(line))
+        except msgspec.DecodeError as exc:
+            raise MalformedBody(f"record {index}: {exc}") from None
+    raise RecordsInvalid([e for i, doc in enumerate(docs) for e in _explain_one(i, doc)])
 
 
 def explain(body: bytes) -> list[FieldError]:

@@ -59,7 +59,12 @@ def _error(description: str, *headers: str) -> dict[str, Any]:
 def document(settings: Settings) -> dict[str, Any]:
     (record,), components = msgspec.json.schema_components([TelemetryIn], ref_template=_REF)
     components["Problem"] = _problem_schema()
-    batch = {"type": "array", "items": record, "maxItems": settings.ingest_max_batch_records}
+    batch = {
+        "type": "array",
+        "items": record,
+        "minItems": 1,
+        "maxItems": settings.ingest_max_batch_records,
+    }
     return {
         "openapi": "3.1.0",
         "info": {
