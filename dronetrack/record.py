@@ -25,7 +25,8 @@ DroneId = Annotated[
     str,
     Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="1-64 characters of [A-Za-z0-9._-]"),
 ]
-EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999, description="Unix epoch milliseconds")]
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="Unix epoch milliseconds")]
 ZonedTime = Annotated[datetime, Meta(tz=True, description="RFC 3339 date-time with a zone")]
 Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
@@ -59,7 +60,16 @@ class TelemetryIn(Struct, kw_only=True, forbid_unknown_fields=True, omit_default
 
     def __post_init__(self) -> None:
         if isinstance(self.ts, datetime):
-            self.ts = round(self.ts.timestamp() * 1000)
+            self.ts = epoch_ms(self.ts)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """An RFC 3339 time as epoch ms, held to the same range as an epoch-ms ``ts`` (msgspec
+    reports the ValueError as a validation error of the record)."""
+    ms = round(ts.timestamp() * 1000)
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+    return ms
 
 
 class Telemetry(TelemetryIn, kw_only=True, forbid_unknown_fields=False, omit_defaults=True):
@@ -151,9 +161,13 @@ def _explain_one(index: int | None, item: Any) -> list[FieldError]:
                 errors.append(FieldError(index, name, "required field is missing"))
             continue
         try:
-            _field_decoders[name].decode(_encoder.encode(item[name]))
+            value = _field_decoders[name].decode(_encoder.encode(item[name]))
+            if isinstance(value, datetime):
+                epoch_ms(value)
         except msgspec.ValidationError as exc:
             errors.append(FieldError(index, name, str(exc).removesuffix(" - at `$`")))
+        except ValueError as exc:
+            errors.append(FieldError(index, name, str(exc)))
     return errors
 
 

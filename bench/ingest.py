@@ -1,0 +1,196 @@
+"""``python -m bench.ingest``: throughput and latency of one ingest process over loopback.
+
+Starts the embedded broker and one ingest service (``python -m ingest``) as processes of their
+own, then drives ingest from this process with an aiohttp client on uvloop:
+
+1. closed loop: ``--connections`` clients post as fast as answers come back, for single-record
+   requests and for 100-record batches: records/s, requests/s, p50/p99 latency;
+2. open loop at half the measured request rate: p50/p99 latency at that load.
+
+Every 202 counted here was sent after the broker acknowledged all of its records (acks=all).
+The machine is shared and has 2 cores for the broker, ingest and this client together, so the
+figures are noisy and a lower bound of what ingest does on a core of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import msgspec
+
+from dronetrack import processes, tokens
+from dronetrack.broker import EmbeddedBroker, free_port
+from dronetrack.settings import Settings
+from dronetrack.simulator import make_fleet
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: float
+    requests: int
+    records: int
+    failures: int
+    latencies: list[float]
+
+    def line(self) -> str:
+        lat = sorted(self.latencies) or [0.0]
+        p50 = lat[len(lat) // 2] * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        return (
+            f"{self.label:<34} {self.records / self.seconds:>10,.0f} rec/s "
+            f"{self.requests / self.seconds:>9,.0f} req/s   p50 {p50:6.2f} ms   "
+            f"p99 {p99:6.2f} ms   non-202: {self.failures}"
+        )
+
+
+def bodies(batch: int, count: int = 500) -> list[bytes]:
+    """Distinct request bodies of ``batch`` records each, stamped now."""
+    fleet = make_fleet(max(batch, 10), prefix="bench")
+    encoder = msgspec.json.Encoder()
+    now = time.time_ns() // 1_000_000
+    out = []
+    for i in range(count):
+        for drone in fleet:
+            drone.step(0.1)
+        reports = [d.report(now + i) for d in fleet[:batch]]
+        out.append(encoder.encode(reports[0] if batch == 1 else reports))
+    return out
+
+
+async def closed_loop(url: str, token: str, batch: int, connections: int, seconds: float) -> Result:
+    payloads = itertools.cycle(bodies(batch))
+    latencies: list[float] = []
+    counts = {"requests": 0, "failures": 0}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        end = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < end:
+                started = time.perf_counter()
+                async with http.post(url, data=next(payloads)) as response:
+                    await response.read()
+                    if response.status == 202:
+                        counts["requests"] += 1
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        counts["failures"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(connections)))
+        took = time.perf_counter() - started
+    label = f"batch {batch:>3}, {connections} connections"
+    n = counts["requests"]
+    return Result(label, took, n, n * batch, counts["failures"], latencies)
+
+
+async def open_loop(url: str, token: str, batch: int, rate: float, seconds: float) -> Result:
+    """Requests at a fixed rate whatever the answers, so latency is measured at that load."""
+    payloads = itertools.cycle(bodies(batch))
+    latencies: list[float] = []
+    failures = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+
+        async def one(body: bytes) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            async with http.post(url, data=body) as response:
+                await response.read()
+            if response.status == 202:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures += 1
+
+        tasks = []
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(next(payloads))))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - start
+    label = f"batch {batch:>3}, open loop {rate:,.0f} req/s"
+    return Result(label, took, len(latencies), len(latencies) * batch, failures, latencies)
+
+
+async def main(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    broker = EmbeddedBroker(Settings.from_env({}), log_path=workdir / "broker.log")
+    await broker.start()
+    token = tokens.create(workdir / "tokens", "bench")
+    port = free_port()
+    settings = broker.settings.replace(
+        ingest_port=port,
+        ingest_tokens_file=workdir / "tokens",
+        ingest_rate_limit_rps=0.0,
+        ingest_max_batch_records=1000,
+        log_level="WARNING",
+    )
+    env = {**os.environ, **settings.to_env()}
+    argv = [sys.executable, "-m", "ingest"]
+    if args.profile:
+        argv = ["py-spy", "record", "-o", str(args.profile), "-f", "speedscope", "--", *argv]
+    with (workdir / "ingest.log").open("ab") as log:
+        ingest = processes.spawn(argv, env=env, output=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(base, ingest)
+        print(f"# ingest pid {ingest.pid}, broker {broker.bootstrap_servers}, logs {workdir}")
+        url = f"{base}/v1/telemetry"
+        for batch in args.batch:
+            await closed_loop(url, token, batch, args.connections, 1.0)  # warm up
+            peak = await closed_loop(url, token, batch, args.connections, args.seconds)
+            print(peak.line(), flush=True)
+            half = peak.requests / peak.seconds / 2
+            print((await open_loop(url, token, batch, half, args.seconds)).line(), flush=True)
+    finally:
+        processes.stop(ingest, 30.0)
+        await broker.stop()
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"ingest exited with {proc.returncode}")
+            try:
+                async with http.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit("ingest did not become ready")
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--batch", type=int, action="append", help="records per request (repeat)")
+    p.add_argument("--profile", type=Path, help="record a py-spy profile of ingest to this file")
+    args = p.parse_args()
+    args.batch = args.batch or [1, 100]
+    return args
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main(parse()))
