@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +35,12 @@ from dronetrack.settings import Settings
 from dronetrack.simulator import make_fleet
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), to tell work from waiting for a core."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     label: str
@@ -42,16 +49,28 @@ class Result:
     records: int
     failures: int
     latencies: list[float]
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds used
 
     def line(self) -> str:
         lat = sorted(self.latencies) or [0.0]
         p50 = lat[len(lat) // 2] * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        cpu = "  ".join(
+            f"{name} {used / self.seconds:4.0%} ({used / max(self.records, 1) * 1e6:.1f} us/rec)"
+            for name, used in self.cpu.items()
+        )
         return (
             f"{self.label:<34} {self.records / self.seconds:>10,.0f} rec/s "
             f"{self.requests / self.seconds:>9,.0f} req/s   p50 {p50:6.2f} ms   "
-            f"p99 {p99:6.2f} ms   non-202: {self.failures}"
+            f"p99 {p99:6.2f} ms   non-202: {self.failures}   CPU: {cpu}"
         )
+
+
+async def measured(pids: dict[str, int], run: Awaitable[Result]) -> Result:
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = await run
+    result.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    return result
 
 
 def bodies(batch: int, count: int = 500) -> list[bytes]:
@@ -153,12 +172,16 @@ async def main(args: argparse.Namespace) -> None:
         await wait_ready(base, ingest)
         print(f"# ingest pid {ingest.pid}, broker {broker.bootstrap_servers}, logs {workdir}")
         url = f"{base}/v1/telemetry"
+        pids = {"ingest": ingest.pid, "broker": broker.pid, "client": os.getpid()}
         for batch in args.batch:
             await closed_loop(url, token, batch, args.connections, 1.0)  # warm up
-            peak = await closed_loop(url, token, batch, args.connections, args.seconds)
+            peak = await measured(
+                pids, closed_loop(url, token, batch, args.connections, args.seconds)
+            )
             print(peak.line(), flush=True)
             half = peak.requests / peak.seconds / 2
-            print((await open_loop(url, token, batch, half, args.seconds)).line(), flush=True)
+            at_half = await measured(pids, open_loop(url, token, batch, half, args.seconds))
+            print(at_half.line(), flush=True)
     finally:
         processes.stop(ingest, 30.0)
         await broker.stop()

@@ -19,6 +19,8 @@ from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.ratelimit import RateLimiter
 
+BATCH_BYTES = 512 * 1024
+
 
 def check(settings: Settings) -> None:
     """Refuse settings that would make the service misbehave, naming the variable."""
@@ -49,10 +51,11 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _producer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    producer = kafka.producer(settings)
+    # Batches are filled across requests (see publisher.py), so let one hold a busy moment.
+    producer = kafka.producer(settings, max_batch_size=BATCH_BYTES)
     await producer.start()
+    publisher = Publisher(producer, topics.TELEMETRY, settings.ingest_ack_deadline_ms / 1000)
     try:
-        publisher = Publisher(producer, topics.TELEMETRY, settings.ingest_ack_deadline_ms / 1000)
         await publisher.start()
         app[PRODUCER] = producer
         app[PUBLISHER] = publisher
@@ -63,4 +66,6 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
         app[READY_CHECKS]["kafka"] = kafka_ready
         yield
     finally:
+        # In-flight requests are answered by now; hand over what 503'd requests left behind.
+        await publisher.close(settings.kafka_request_timeout_ms / 1000)
         await producer.stop()  # flushes whatever is still buffered
