@@ -72,7 +72,11 @@ async def post_telemetry(request: web.Request) -> web.Response:
     n_late = sum(late)
     if n_late:
         metrics.late.inc(n_late)
-    return web.json_response({"accepted": records, "late": n_late}, status=202)
+    return web.Response(
+        body=_encoder.encode({"accepted": records, "late": n_late}),
+        status=202,
+        content_type="application/json",
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -190,3 +190,13 @@ def test_ndjson_decodes_line_by_line_and_indexes_by_line() -> None:
 def test_an_ndjson_line_that_is_not_json_is_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedBody, match="record"):
         record.decode_ndjson(raw)
+
+
+@pytest.mark.parametrize("drone_id", ["abc\n", "a b", "x" * 65, ""])
+def test_a_drone_id_outside_its_alphabet_is_refused_even_with_a_trailing_newline(
+    drone_id: str,
+) -> None:
+    for decode in (record.decode_request, record.decode_ndjson):
+        with pytest.raises(RecordsInvalid) as caught:
+            decode(body({**GOOD, "drone_id": drone_id}))
+        assert [e.field for e in caught.value.errors] == ["drone_id"]
