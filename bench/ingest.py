@@ -122,18 +122,22 @@ async def closed_loop(url: str, token: str, batch: int, connections: int, second
     return Result.of(label, took, batch, counts["failures"], latencies)
 
 
-async def open_loop(url: str, token: str, batch: int, rate: float, seconds: float) -> Result:
-    """Requests at a fixed rate whatever the answers, so latency is measured at that load."""
+async def open_loop(
+    url: str, token: str, batch: int, *, rate: float, seconds: float, connections: int
+) -> Result:
+    """Requests at a fixed rate whatever the answers, so latency is measured at that load; each
+    from its scheduled start, so waiting for a free connection counts too."""
     payloads = itertools.cycle(bodies(batch))
     latencies: list[float] = []
     failures = 0
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=0)
+    # A pool as large as the closed loop's: opening a connection per request would overflow
+    # the listen backlog and measure SYN retries instead of the service.
+    connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
 
-        async def one(body: bytes) -> None:
+        async def one(body: bytes, started: float) -> None:
             nonlocal failures
-            started = time.perf_counter()
             async with http.post(url, data=body) as response:
                 await response.read()
             if response.status == 202:
@@ -145,10 +149,11 @@ async def open_loop(url: str, token: str, batch: int, rate: float, seconds: floa
         interval = 1.0 / rate
         start = time.perf_counter()
         for i in range(int(rate * seconds)):
-            delay = start + i * interval - time.perf_counter()
+            scheduled = start + i * interval
+            delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(next(payloads))))
+            tasks.append(asyncio.create_task(one(next(payloads), scheduled)))
         await asyncio.gather(*tasks)
         took = time.perf_counter() - start
     label = f"batch {batch:>3}, open loop {rate:,.0f} req/s"
@@ -208,6 +213,7 @@ async def main(args: argparse.Namespace) -> None:
         ingest = processes.spawn(argv, env=env, output=log)
     base = f"http://127.0.0.1:{port}"
     try:
+        await baseline(args)
         await wait_ready(base, ingest)
         print(f"# ingest pid {ingest.pid}, broker {broker.bootstrap_servers}, logs {workdir}")
         url = f"{base}/v1/telemetry"
@@ -218,11 +224,34 @@ async def main(args: argparse.Namespace) -> None:
             peak = await measured(pids, driver(url, token, batch, args.connections, args.seconds))
             print(peak.line(), flush=True)
             half = peak.requests / peak.seconds / 2
-            at_half = await measured(pids, open_loop(url, token, batch, half, args.seconds))
+            at_half = await measured(
+                pids,
+                open_loop(
+                    url, token, batch, rate=half, seconds=args.seconds, connections=args.connections
+                ),
+            )
             print(at_half.line(), flush=True)
     finally:
         processes.stop(ingest, 30.0)
         await broker.stop()
+
+
+async def baseline(args: argparse.Namespace) -> None:
+    """The same single-record closed loop against a bare aiohttp handler, so the figures below
+    can be read against what this (shared, noisy) machine delivers at the moment."""
+    port = free_port()
+    proc = processes.spawn([sys.executable, "-m", "bench.baseline", str(port)])
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        url = f"http://127.0.0.1:{port}/v1/telemetry"
+        driver = wrk_loop if args.wrk else closed_loop
+        result = await measured(
+            {"server": proc.pid}, driver(url, "-", 1, args.connections, min(args.seconds, 5))
+        )
+        result.label = "baseline: bare aiohttp handler"
+        print(result.line(), flush=True)
+    finally:
+        processes.stop(proc)
 
 
 async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
