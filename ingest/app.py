@@ -6,6 +6,7 @@ Shutdown order (aiohttp's runner, on SIGTERM): stop listening, let in-flight req
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from ingest.keys import LIMITER, METRICS, PRODUCER, PUBLISHER, SETTINGS, TOKENS
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
 
 BATCH_BYTES = 512 * 1024
 
@@ -40,6 +43,12 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app[SETTINGS] = settings
     app[TOKENS] = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
+    if not len(app[TOKENS]):
+        log.warning(
+            "no ingest tokens: every request will get 401 until tokens are added and the "
+            "service restarted (dronetrack token create FLEET)",
+            extra={"file": str(settings.ingest_tokens_file)},
+        )
     app[LIMITER] = RateLimiter(settings.ingest_rate_limit_rps, settings.ingest_rate_limit_burst)
     instrument(app)
     app[METRICS] = IngestMetrics(app[REGISTRY])
