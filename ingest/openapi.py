@@ -3,6 +3,7 @@ settings the handler uses, so the document cannot drift from the behaviour."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -56,6 +57,7 @@ def _error(description: str, *headers: str) -> dict[str, Any]:
     return response
 
 
+@functools.lru_cache(maxsize=4)
 def document(settings: Settings) -> dict[str, Any]:
     (record,), components = msgspec.json.schema_components([TelemetryIn], ref_template=_REF)
     components["Problem"] = _problem_schema()

@@ -97,7 +97,9 @@ class _Partition:
                 try:
                     # Returns once the producer queued it: after the batch before it was drained.
                     ack = await producer.send_batch(pending.builder, topic, partition=self.index)
-                except KafkaError as exc:
+                except Exception as exc:  # the loop must outlive any one batch's failure
+                    if not isinstance(exc, KafkaError):
+                        log.exception("publishing a batch failed", extra={"partition": self.index})
                     _settle(pending.done, exc)
                     continue
                 ack.add_done_callback(functools.partial(_relay, pending.done))
