@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,9 @@ class HttpMetrics:
         self.in_flight = Gauge(
             "http_requests_in_flight", "HTTP requests being handled.", registry=registry
         )
+        # labels() takes a lock and builds a key every call (~5 us); the children are cached.
+        self.requests_of = functools.lru_cache(maxsize=1024)(self.requests.labels)
+        self.latency_of = functools.lru_cache(maxsize=256)(self.latency.labels)
 
 
 def instrument(app: web.Application) -> None:
@@ -69,8 +73,8 @@ def instrument(app: web.Application) -> None:
             raise
         finally:
             metrics.in_flight.dec()
-            metrics.requests.labels(name, request.method, str(status)).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - start)
+            metrics.requests_of(name, request.method, str(status)).inc()
+            metrics.latency_of(name).observe(time.perf_counter() - start)
 
     app.middlewares.append(measure)
     app.router.add_get("/healthz", healthz)

@@ -3,6 +3,8 @@ come from ``dronetrack.web.instrument``)."""
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REJECT_REASONS = (
@@ -55,6 +57,7 @@ class IngestMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.accepted_for = functools.lru_cache(maxsize=1024)(self.accepted.labels)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
             self.rejected_records.labels(reason)
