@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Figures, not tests: one ingest process against the embedded broker (docs/ingest.md).
+bench-ingest: $(STAMP)
+	$(BIN)/python -m bench.ingest
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 

@@ -103,3 +103,9 @@ class EmbeddedBroker:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise BrokerUnavailable("the broker is not running")
+        return self._proc.pid

@@ -38,6 +38,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
                 args.url or settings.sim_ingest_url,
                 args.drones or settings.sim_drones,
                 args.rate or settings.sim_rate_hz,
+                token=settings.sim_token,
                 duration_s=args.duration,
             )
         )
@@ -77,6 +78,25 @@ def _schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from dronetrack import tokens
+
+    path = args.file or settings.ingest_tokens_file
+    try:
+        token = tokens.create(path, args.fleet)
+    except ValueError as exc:
+        print(f"dronetrack: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(
+        f"token for fleet {args.fleet!r}; only its hash was added to {path}. "
+        "It is shown only now: store it with the fleet's ground software. "
+        "Running ingest services pick it up on restart.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dronetrack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
 
     sub.add_parser("broker", help="run the embedded Kafka-protocol broker alone")
+
+    token = sub.add_parser("token", help="manage per-fleet ingest tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="make a token for FLEET and print it once")
+    create.add_argument("fleet")
+    create.add_argument("--file", type=Path, help="tokens file (default: the setting)")
 
     schema = sub.add_parser("schema", help="print or write the published JSON Schemas")
     schema.add_argument("--out", type=Path, help="directory to write the schema files into")
@@ -117,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         return _service(args.command)
     from dronetrack import admin
 
-    handlers = {"run": _run, "simulate": _simulate, "broker": _broker, "schema": _schema}
-    handlers |= {"db": admin.db_command, "user": admin.user_command}
+    handlers = {
+        "run": _run,
+        "simulate": _simulate,
+        "broker": _broker,
+        "schema": _schema,
+        "token": _token,
+        "db": admin.db_command,
+        "user": admin.user_command,
+    }
     return handlers[args.command](args, settings)

@@ -14,6 +14,7 @@ Decisions, stated once:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,11 +22,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+DRONE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 DroneId = Annotated[
-    str,
-    Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="1-64 characters of [A-Za-z0-9._-]"),
+    str, Meta(pattern=DRONE_ID_PATTERN, description="1-64 characters of [A-Za-z0-9._-]")
 ]
-EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999, description="Unix epoch milliseconds")]
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+EpochMs = Annotated[int, Meta(ge=0, le=MAX_EPOCH_MS, description="Unix epoch milliseconds")]
 ZonedTime = Annotated[datetime, Meta(tz=True, description="RFC 3339 date-time with a zone")]
 Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
@@ -59,7 +61,16 @@ class TelemetryIn(Struct, kw_only=True, forbid_unknown_fields=True, omit_default
 
     def __post_init__(self) -> None:
         if isinstance(self.ts, datetime):
-            self.ts = round(self.ts.timestamp() * 1000)
+            self.ts = epoch_ms(self.ts)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """An RFC 3339 time as epoch ms, held to the same range as an epoch-ms ``ts`` (msgspec
+    reports the ValueError as a validation error of the record)."""
+    ms = round(ts.timestamp() * 1000)
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z")
+    return ms
 
 
 class Telemetry(TelemetryIn, kw_only=True, forbid_unknown_fields=False, omit_defaults=True):
@@ -92,7 +103,32 @@ class MalformedBody(ValueError):
     """The body is not JSON at all."""
 
 
-_fast = msgspec.json.Decoder(TelemetryIn | list[TelemetryIn])
+class _FastIn(TelemetryIn, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The hot path's decoding type: ``drone_id`` checked for length here and for its
+    characters by ``_valid_drone_id`` (cached: a fleet's ids repeat), because msgspec's
+    per-string regex costs more than all other checks of a record together. Anything it lets
+    through that the schema refuses is caught there and explained by the full schema."""
+
+    drone_id: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+_DRONE_ID = re.compile(DRONE_ID_PATTERN.removeprefix("^").removesuffix("$"))  # for fullmatch
+_known_ids: set[str] = set()  # drone ids seen valid; a fleet's ids repeat
+
+
+def _checked(records: list[_FastIn]) -> list[TelemetryIn]:
+    new = {r.drone_id for r in records} - _known_ids
+    if new:
+        if not all(_DRONE_ID.fullmatch(i) for i in new):
+            raise msgspec.ValidationError("drone_id")
+        if len(_known_ids) > 100_000:
+            _known_ids.clear()
+        _known_ids.update(new)
+    return records  # type: ignore[return-value]  # list is invariant; _FastIn is a TelemetryIn
+
+
+_fast = msgspec.json.Decoder(_FastIn | list[_FastIn])
+_one = msgspec.json.Decoder(_FastIn)
 _topic_decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 _FIELDS = {f.encode_name: f for f in msgspec.structs.fields(TelemetryIn)}
@@ -103,11 +139,28 @@ def decode_request(body: bytes) -> list[TelemetryIn]:
     """Parse one record or a JSON array of records; raise with every problem on failure."""
     try:
         parsed = _fast.decode(body)
+        return _checked(parsed if isinstance(parsed, list) else [parsed])
     except msgspec.ValidationError:
         raise RecordsInvalid(explain(body)) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(str(exc)) from None
-    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def decode_ndjson(body: bytes) -> list[TelemetryIn]:
+    """Parse newline-delimited records (blank lines skipped); a record's index is its position
+    among the non-blank lines. A line that is not JSON makes the whole body malformed."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    try:
+        return _checked([_one.decode(line) for line in lines])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    docs = []
+    for index, line in enumerate(lines):
+        try:
+            docs.append(msgspec.json.decode(line))
+        except msgspec.DecodeError as exc:
+            raise MalformedBody(f"record {index}: {exc}") from None
+    raise RecordsInvalid([e for i, doc in enumerate(docs) for e in _explain_one(i, doc)])
 
 
 def explain(body: bytes) -> list[FieldError]:
@@ -133,9 +186,16 @@ def _explain_one(index: int | None, item: Any) -> list[FieldError]:
                 errors.append(FieldError(index, name, "required field is missing"))
             continue
         try:
-            _field_decoders[name].decode(_encoder.encode(item[name]))
+            value = _field_decoders[name].decode(_encoder.encode(item[name]))
+            if isinstance(value, datetime):
+                epoch_ms(value)
+            # Python's `$` also matches before a final newline; JSON Schema's does not.
+            if name == "drone_id" and not _DRONE_ID.fullmatch(value):
+                raise ValueError(f"Expected `str` matching regex {DRONE_ID_PATTERN!r}")
         except msgspec.ValidationError as exc:
             errors.append(FieldError(index, name, str(exc).removesuffix(" - at `$`")))
+        except ValueError as exc:
+            errors.append(FieldError(index, name, str(exc)))
     return errors
 
 

@@ -84,13 +84,28 @@ class Settings:
     # Cache shared by dashboard replicas; empty means an in-process cache.
     redis_url: str = _secret()
 
-    # Fleet whose records ingest accepts when no token scheme is configured.
+    # The fleet the dashboard shows and the one `dronetrack run` makes a demo ingest token for.
     default_fleet: str = "demo"
 
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     ingest_max_body_bytes: int = 1_048_576
     ingest_max_batch_records: int = 1_000
+    # Lines of "FLEET sha256:HEX" (a Kubernetes Secret mounted as a file); see docs/ingest.md.
+    ingest_tokens_file: Path = Path("var/ingest-tokens")
+    # How long a request waits for the broker's acknowledgement before it gets 503.
+    ingest_ack_deadline_ms: int = 5_000
+    ingest_retry_after_s: int = 2
+    # Per-fleet token bucket, in records per second (0: no limit); burst >= max batch records.
+    ingest_rate_limit_rps: float = 50_000.0
+    ingest_rate_limit_burst: int = 100_000
+    # Event-time sanity: further ahead than this is rejected; older than max age is
+    # rejected ("reject") or sent on with a `dronetrack-late` header ("mark").
+    ingest_max_future_ms: int = 60_000
+    ingest_max_age_ms: int = 7 * 86_400_000
+    ingest_old_records: str = "mark"
+    # How long SIGTERM waits for in-flight requests before the producer is flushed and closed.
+    ingest_drain_s: float = 10.0
 
     streams_worker_id: str = "dronetrack-streams"
     streams_batch_max: int = 1_000
@@ -109,6 +124,7 @@ class Settings:
     sim_drones: int = 12
     sim_rate_hz: float = 1.0
     sim_ingest_url: str = "http://127.0.0.1:8080"
+    sim_token: str = _secret()
 
     log_level: str = "INFO"
 

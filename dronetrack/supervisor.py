@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from dronetrack import processes
+from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker
 from dronetrack.settings import Settings
 
@@ -55,11 +55,12 @@ class Supervisor:
         self.simulate = simulate
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
+        self.demo_token = ""
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> Child:
+    def _spawn(self, name: str, argv: Sequence[str], **extra_env: str) -> Child:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.settings.log_dir / f"{name}.log").open("ab") as out:
-            env = {**os.environ, **self.settings.to_env()}
+            env = {**os.environ, **self.settings.to_env(), **extra_env}
             proc = processes.spawn(argv, env=env, output=out, own_session=True)
         child = Child(name, proc)
         self.children.append(child)
@@ -73,6 +74,8 @@ class Supervisor:
             )
             await self.broker.start()
             self.settings = s = self.broker.settings
+        # A fresh token for the demo fleet on every run, revoked when the run stops.
+        self.demo_token = tokens.create(s.ingest_tokens_file, s.default_fleet)
         py = sys.executable
         self._spawn("streams", [py, "-m", "streams"])
         ingest = self._spawn("ingest", [py, "-m", "ingest"])
@@ -82,7 +85,11 @@ class Supervisor:
             _wait_ready(dashboard, f"{self.dashboard_url}/readyz"),
         )
         if self.simulate:
-            self._spawn("simulator", [py, "-m", "dronetrack", "simulate", "--url", self.ingest_url])
+            self._spawn(
+                "simulator",
+                [py, "-m", "dronetrack", "simulate", "--url", self.ingest_url],
+                DRONETRACK_SIM_TOKEN=self.demo_token,
+            )
 
     @property
     def ingest_url(self) -> str:
@@ -117,6 +124,8 @@ class Supervisor:
         self.children.clear()
         if self.broker is not None:
             await self.broker.stop()
+        if self.demo_token:
+            tokens.revoke(self.settings.ingest_tokens_file, self.demo_token)
 
 
 async def run(settings: Settings, simulate: bool = True) -> int:
@@ -140,6 +149,9 @@ async def run(settings: Settings, simulate: bool = True) -> int:
             "dronetrack is running:\n"
             f"  dashboard  {supervisor.dashboard_url}\n"
             f"  ingest     {supervisor.ingest_url}/v1/telemetry\n"
+            f"  token      {supervisor.demo_token}  (fleet {settings.default_fleet!r}, "
+            "valid until this run stops)\n"
+            f"  api docs   {supervisor.ingest_url}/openapi.json\n"
             f"  kafka      {supervisor.settings.kafka_bootstrap_servers}\n"
             f"  logs       {settings.log_dir}/\n"
             "Press Ctrl-C to stop.",

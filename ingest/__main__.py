@@ -12,7 +12,7 @@ def main() -> None:
     settings = Settings.from_env()
     logs.configure("ingest", settings.log_level)
     settings.require_kafka()
-    serve(create_app(settings), settings.ingest_host, settings.ingest_port)
+    serve(create_app(settings), settings.ingest_host, settings.ingest_port, settings.ingest_drain_s)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,80 @@
-"""The ingest service's app factory: validated telemetry in over HTTP, onto Kafka."""
+"""The ingest service's app factory: authenticated, validated telemetry in over HTTP, onto Kafka.
+
+Shutdown order (aiohttp's runner, on SIGTERM): stop listening, let in-flight requests finish
+(up to ``ingest_drain_s``), then the cleanup below flushes and closes the producer.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dronetrack import kafka
-from dronetrack.settings import Settings
-from dronetrack.web import READY_CHECKS, instrument
+from dronetrack import kafka, tokens, topics
+from dronetrack.settings import Settings, SettingsError
+from dronetrack.web import READY_CHECKS, REGISTRY, instrument
 from ingest import handlers
-from ingest.keys import PRODUCER, SETTINGS
+from ingest.keys import LIMITER, METRICS, PRODUCER, PUBLISHER, SETTINGS, TOKENS
+from ingest.metrics import IngestMetrics
+from ingest.publisher import Publisher
+from ingest.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 512 * 1024
+
+
+def check(settings: Settings) -> None:
+    """Refuse settings that would make the service misbehave, naming the variable."""
+    if settings.ingest_old_records not in ("mark", "reject"):
+        raise SettingsError("DRONETRACK_INGEST_OLD_RECORDS must be 'mark' or 'reject'")
+    if settings.ingest_rate_limit_rps and (
+        settings.ingest_rate_limit_burst < settings.ingest_max_batch_records
+    ):
+        raise SettingsError(
+            "DRONETRACK_INGEST_RATE_LIMIT_BURST must be at least "
+            "DRONETRACK_INGEST_MAX_BATCH_RECORDS, or a full batch could never pass"
+        )
 
 
 def create_app(settings: Settings) -> web.Application:
+    check(settings)
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app[SETTINGS] = settings
+    app[TOKENS] = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
+    if not len(app[TOKENS]):
+        log.warning(
+            "no ingest tokens: every request will get 401 until tokens are added and the "
+            "service restarted (dronetrack token create FLEET)",
+            extra={"file": str(settings.ingest_tokens_file)},
+        )
+    app[LIMITER] = RateLimiter(settings.ingest_rate_limit_rps, settings.ingest_rate_limit_burst)
     instrument(app)
+    app[METRICS] = IngestMetrics(app[REGISTRY])
     app.cleanup_ctx.append(_producer)
     app.router.add_post("/v1/telemetry", handlers.post_telemetry)
+    app.router.add_get("/openapi.json", handlers.openapi)
     return app
 
 
 async def _producer(app: web.Application) -> AsyncIterator[None]:
-    producer = kafka.producer(app[SETTINGS])
+    settings = app[SETTINGS]
+    # Batches are filled across requests (see publisher.py), so let one hold a busy moment.
+    producer = kafka.producer(settings, max_batch_size=BATCH_BYTES)
     await producer.start()
-    app[PRODUCER] = producer
-
-    async def kafka_ready() -> None:
-        await producer.client.fetch_all_metadata()
-
-    app[READY_CHECKS]["kafka"] = kafka_ready
+    publisher = Publisher(producer, topics.TELEMETRY, settings.ingest_ack_deadline_ms / 1000)
     try:
+        await publisher.start()
+        app[PRODUCER] = producer
+        app[PUBLISHER] = publisher
+
+        async def kafka_ready() -> None:
+            await producer.client.fetch_all_metadata()
+
+        app[READY_CHECKS]["kafka"] = kafka_ready
         yield
     finally:
+        # In-flight requests are answered by now; hand over what 503'd requests left behind.
+        await publisher.close(settings.kafka_request_timeout_ms / 1000)
         await producer.stop()  # flushes whatever is still buffered

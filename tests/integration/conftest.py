@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from dronetrack import processes
+from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker, free_port
 from dronetrack.settings import Settings
 
@@ -55,7 +55,20 @@ def settings(broker: EmbeddedBroker, session_dir: Path) -> Settings:
         streams_web_port=free_port(),
         log_dir=session_dir / "log",
         dashboard_tile_url="",
+        ingest_tokens_file=session_dir / "ingest-tokens",
     )
+
+
+@pytest.fixture(scope="session")
+def fleet_token(settings: Settings) -> str:
+    """A token for the default fleet, made as `dronetrack token create` makes one."""
+    return tokens.create(settings.ingest_tokens_file, settings.default_fleet)
+
+
+@pytest.fixture(scope="session")
+def auth(fleet_token: str) -> dict[str, str]:
+    """Request headers of a ground station of the default fleet posting JSON."""
+    return {"Authorization": f"Bearer {fleet_token}", "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
+from dronetrack import tokens
 from dronetrack.broker import free_port
 from tests.integration.conftest import eventually
 
@@ -54,6 +55,7 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         "DRONETRACK_SQLITE_PATH": str(tmp_path / "store.sqlite3"),
         "DRONETRACK_STREAMS_DATA_DIR": str(tmp_path / "streams"),
         "DRONETRACK_LOG_DIR": str(tmp_path / "log"),
+        "DRONETRACK_INGEST_TOKENS_FILE": str(tmp_path / "ingest-tokens"),
         "DRONETRACK_DASHBOARD_TILE_URL": "",
         "DRONETRACK_SIM_RATE_HZ": "4",
     }
@@ -97,4 +99,9 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
     assert run.returncode == 0, text
     assert "dronetrack is running" in text
     assert "dronetrack stopped." in text
+    # The demo fleet's token is printed with the URLs (the moving drones show the simulator
+    # used it) and revoked when the run stops.
+    token = text.split("token      ", 1)[1].split()[0]
+    assert token.startswith("dt_")
+    assert tokens.load(tmp_path / "ingest-tokens") == {}
     assert not [pid for pid in family if alive(pid)], "a child process outlived `dronetrack run`"

@@ -170,3 +170,33 @@ def test_published_schemas_match_the_code(repo_root: Any) -> None:
         assert published == schema, (
             f"docs/schemas/{name} is stale: run `dronetrack schema --out docs/schemas`"
         )
+
+
+@pytest.mark.parametrize("ts", ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00+00:00"])
+def test_rfc3339_times_before_1970_are_refused_like_negative_epochs(ts: str) -> None:
+    reason = "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
+    assert errors_of({**GOOD, "ts": ts}) == [FieldError(None, "ts", reason)]
+
+
+def test_ndjson_decodes_line_by_line_and_indexes_by_line() -> None:
+    lines = [body(GOOD), b"", body({**GOOD, "lat": 99}), b"  ", body({**GOOD, "x": 1})]
+    with pytest.raises(RecordsInvalid) as caught:
+        record.decode_ndjson(b"\n".join(lines))
+    assert [(e.index, e.field) for e in caught.value.errors] == [(1, "lat"), (2, "x")]
+    assert len(record.decode_ndjson(b"\n".join([body(GOOD), b"", body(GOOD)]))) == 2
+
+
+@pytest.mark.parametrize("raw", [b"0\x00", b'{"a": 1}\n{', b"[1]\nnull x"])
+def test_an_ndjson_line_that_is_not_json_is_malformed(raw: bytes) -> None:
+    with pytest.raises(MalformedBody, match="record"):
+        record.decode_ndjson(raw)
+
+
+@pytest.mark.parametrize("drone_id", ["abc\n", "a b", "x" * 65, ""])
+def test_a_drone_id_outside_its_alphabet_is_refused_even_with_a_trailing_newline(
+    drone_id: str,
+) -> None:
+    for decode in (record.decode_request, record.decode_ndjson):
+        with pytest.raises(RecordsInvalid) as caught:
+            decode(body({**GOOD, "drone_id": drone_id}))
+        assert [e.field for e in caught.value.errors] == ["drone_id"]

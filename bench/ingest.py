@@ -1,0 +1,289 @@
+"""``python -m bench.ingest``: throughput and latency of one ingest process over loopback.
+
+Starts the embedded broker and one ingest service (``python -m ingest``) as processes of their
+own, then drives ingest from this process with an aiohttp client on uvloop:
+
+1. closed loop: ``--connections`` clients post as fast as answers come back, for single-record
+   requests and for 100-record batches: records/s, requests/s, p50/p99 latency;
+2. open loop at half the measured request rate: p50/p99 latency at that load.
+
+Every 202 counted here was sent after the broker acknowledged all of its records (acks=all).
+The machine is shared and has 2 cores for the broker, ingest and this client together, so the
+figures are noisy and a lower bound of what ingest does on a core of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import msgspec
+
+from dronetrack import processes, tokens
+from dronetrack.broker import EmbeddedBroker, free_port
+from dronetrack.settings import Settings
+from dronetrack.simulator import make_fleet
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), to tell work from waiting for a core."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: float
+    requests: int
+    records: int
+    failures: int
+    p50_ms: float
+    p99_ms: float
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds used
+
+    @classmethod
+    def of(
+        cls, label: str, seconds: float, batch: int, failures: int, latencies: list[float]
+    ) -> Result:
+        lat = sorted(latencies) or [0.0]
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        n = len(latencies)
+        return cls(label, seconds, n, n * batch, failures, p50 * 1000, p99 * 1000)
+
+    def line(self) -> str:
+        p50, p99 = self.p50_ms, self.p99_ms
+        cpu = "  ".join(
+            f"{name} {used / self.seconds:4.0%} ({used / max(self.records, 1) * 1e6:.1f} us/rec)"
+            for name, used in self.cpu.items()
+        )
+        return (
+            f"{self.label:<34} {self.records / self.seconds:>10,.0f} rec/s "
+            f"{self.requests / self.seconds:>9,.0f} req/s   p50 {p50:6.2f} ms   "
+            f"p99 {p99:6.2f} ms   non-202: {self.failures}   CPU: {cpu}"
+        )
+
+
+async def measured(pids: dict[str, int], run: Awaitable[Result]) -> Result:
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = await run
+    result.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    return result
+
+
+def bodies(batch: int, count: int = 500) -> list[bytes]:
+    """Distinct request bodies of ``batch`` records each, stamped now."""
+    fleet = make_fleet(max(batch, 10), prefix="bench")
+    encoder = msgspec.json.Encoder()
+    now = time.time_ns() // 1_000_000
+    out = []
+    for i in range(count):
+        for drone in fleet:
+            drone.step(0.1)
+        reports = [d.report(now + i) for d in fleet[:batch]]
+        out.append(encoder.encode(reports[0] if batch == 1 else reports))
+    return out
+
+
+async def closed_loop(url: str, token: str, batch: int, connections: int, seconds: float) -> Result:
+    payloads = itertools.cycle(bodies(batch))
+    latencies: list[float] = []
+    counts = {"failures": 0}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        end = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < end:
+                started = time.perf_counter()
+                async with http.post(url, data=next(payloads)) as response:
+                    await response.read()
+                    if response.status == 202:
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        counts["failures"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(connections)))
+        took = time.perf_counter() - started
+    label = f"batch {batch:>3}, {connections} connections"
+    return Result.of(label, took, batch, counts["failures"], latencies)
+
+
+async def open_loop(
+    url: str, token: str, batch: int, *, rate: float, seconds: float, connections: int
+) -> Result:
+    """Requests at a fixed rate whatever the answers, so latency is measured at that load; each
+    from its scheduled start, so waiting for a free connection counts too."""
+    payloads = itertools.cycle(bodies(batch))
+    latencies: list[float] = []
+    failures = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # A pool as large as the closed loop's: opening a connection per request would overflow
+    # the listen backlog and measure SYN retries instead of the service.
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+
+        async def one(body: bytes, started: float) -> None:
+            nonlocal failures
+            async with http.post(url, data=body) as response:
+                await response.read()
+            if response.status == 202:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures += 1
+
+        tasks = []
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            scheduled = start + i * interval
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(next(payloads), scheduled)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - start
+    label = f"batch {batch:>3}, open loop {rate:,.0f} req/s"
+    return Result.of(label, took, batch, failures, latencies)
+
+
+async def wrk_loop(url: str, token: str, batch: int, connections: int, seconds: float) -> Result:
+    """The closed loop driven by wrk (C, far less client CPU than aiohttp's client)."""
+    body = bodies(batch, 1)[0]
+    script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{body.decode()}]==]\n"
+    )
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(script)]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out = (await proc.communicate())[0].decode()
+    total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    failures = int(failed[1]) if failed else 0
+    p50 = _wrk_ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
+    p99 = _wrk_ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+    n = total - failures
+    label = f"batch {batch:>3}, {connections} conns (wrk)"
+    return Result(label, seconds, n, n * batch, failures, p50, p99)
+
+
+def _wrk_ms(text: str) -> float:
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text.removesuffix(unit)) * factor
+    return float(text)
+
+
+async def main(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    broker = EmbeddedBroker(Settings.from_env({}), log_path=workdir / "broker.log")
+    await broker.start()
+    token = tokens.create(workdir / "tokens", "bench")
+    port = free_port()
+    settings = broker.settings.replace(
+        ingest_port=port,
+        ingest_tokens_file=workdir / "tokens",
+        ingest_rate_limit_rps=0.0,
+        ingest_max_batch_records=1000,
+        log_level="WARNING",
+    )
+    env = {**os.environ, **settings.to_env()}
+    argv = [sys.executable, "-m", "ingest"]
+    if args.profile:
+        argv = ["py-spy", "record", "-o", str(args.profile), "-f", "speedscope", "--", *argv]
+    with (workdir / "ingest.log").open("ab") as log:
+        ingest = processes.spawn(argv, env=env, output=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await baseline(args)
+        await wait_ready(base, ingest)
+        print(f"# ingest pid {ingest.pid}, broker {broker.bootstrap_servers}, logs {workdir}")
+        url = f"{base}/v1/telemetry"
+        pids = {"ingest": ingest.pid, "broker": broker.pid, "client": os.getpid()}
+        for batch in args.batch:
+            await closed_loop(url, token, batch, args.connections, 1.0)  # warm up
+            driver = wrk_loop if args.wrk else closed_loop
+            peak = await measured(pids, driver(url, token, batch, args.connections, args.seconds))
+            print(peak.line(), flush=True)
+            half = peak.requests / peak.seconds / 2
+            at_half = await measured(
+                pids,
+                open_loop(
+                    url, token, batch, rate=half, seconds=args.seconds, connections=args.connections
+                ),
+            )
+            print(at_half.line(), flush=True)
+    finally:
+        processes.stop(ingest, 30.0)
+        await broker.stop()
+
+
+async def baseline(args: argparse.Namespace) -> None:
+    """The same single-record closed loop against a bare aiohttp handler, so the figures below
+    can be read against what this (shared, noisy) machine delivers at the moment."""
+    port = free_port()
+    proc = processes.spawn([sys.executable, "-m", "bench.baseline", str(port)])
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        url = f"http://127.0.0.1:{port}/v1/telemetry"
+        driver = wrk_loop if args.wrk else closed_loop
+        result = await measured(
+            {"server": proc.pid}, driver(url, "-", 1, args.connections, min(args.seconds, 5))
+        )
+        result.label = "baseline: bare aiohttp handler"
+        print(result.line(), flush=True)
+    finally:
+        processes.stop(proc)
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"ingest exited with {proc.returncode}")
+            try:
+                async with http.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise SystemExit("ingest did not become ready")
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--batch", type=int, action="append", help="records per request (repeat)")
+    p.add_argument(
+        "--wrk", action="store_true", help="drive the closed loop with wrk (apt-get install wrk)"
+    )
+    p.add_argument("--profile", type=Path, help="record a py-spy profile of ingest to this file")
+    args = p.parse_args()
+    args.batch = args.batch or [1, 100]
+    return args
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main(parse()))

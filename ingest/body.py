@@ -1,0 +1,87 @@
+"""Reading and decoding a telemetry request body, with every limit checked as early as it can be:
+the declared length before a byte is read, the running length while streaming, the record count
+and the event times after decoding."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dronetrack import record
+from dronetrack.record import FieldError, TelemetryIn
+from ingest import problems
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+MEDIA_TYPES = (JSON, NDJSON)
+
+
+async def read(request: web.Request, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be too large."""
+    length = request.content_length
+    if length is not None:
+        if length > max_bytes:
+            raise problems.body_too_large(max_bytes)
+        return await request.read()
+    chunks, size = [], 0  # chunked transfer: count while streaming
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            raise problems.body_too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_media_type(request: web.Request) -> str:
+    if request.content_type not in MEDIA_TYPES:
+        given = request.headers.get("Content-Type", "(none)")
+        raise problems.unsupported_media_type(given, MEDIA_TYPES)
+    return request.content_type
+
+
+def decode(body: bytes, media_type: str, max_records: int) -> list[TelemetryIn]:
+    """All records of the body, or a 400/413/422 problem naming everything wrong."""
+    try:
+        records = (
+            record.decode_ndjson(body) if media_type == NDJSON else record.decode_request(body)
+        )
+    except record.MalformedBody as exc:
+        raise problems.malformed(str(exc)) from None
+    except record.RecordsInvalid as exc:
+        raise problems.invalid(exc.errors) from None
+    if not records:
+        raise problems.invalid([FieldError(None, "", "the batch is empty")])
+    if len(records) > max_records:
+        raise problems.batch_too_large(len(records), max_records)
+    return records
+
+
+def check_event_times(
+    records: list[TelemetryIn],
+    *,
+    single: bool,
+    now_ms: int,
+    max_future_ms: int,
+    max_age_ms: int,
+    reject_old: bool,
+) -> list[bool]:
+    """Refuse records from too far in the future (a wrong clock), and very old ones when so
+    configured; returns which records are late (older than the maximum age) otherwise."""
+    newest, oldest = now_ms + max_future_ms, now_ms - max_age_ms
+    errors: list[FieldError] = []
+    late = [False] * len(records)
+    for i, r in enumerate(records):
+        ts = r.ts
+        assert isinstance(ts, int)  # __post_init__ normalised RFC 3339 to epoch ms
+        if ts > newest:
+            errors.append(
+                FieldError(None if single else i, "ts", f"more than {max_future_ms} ms ahead")
+            )
+        elif ts < oldest:
+            if reject_old:
+                errors.append(
+                    FieldError(None if single else i, "ts", f"older than {max_age_ms} ms")
+                )
+            late[i] = True
+    if errors:
+        raise problems.invalid(errors, reason="event_time")
+    return late

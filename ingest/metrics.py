@@ -1,0 +1,68 @@
+"""The ingest service's own Prometheus metrics (request counts, latency and in-flight requests
+come from ``dronetrack.web.instrument``)."""
+
+from __future__ import annotations
+
+import functools
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REJECT_REASONS = (
+    "unauthorized",
+    "unsupported_media_type",
+    "body_too_large",
+    "batch_too_large",
+    "malformed",
+    "invalid",
+    "event_time",
+    "rate_limited",
+    "unavailable",
+)
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "ingest_records_accepted_total",
+            "Records acknowledged by Kafka and answered with 202.",
+            ["fleet"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "ingest_requests_rejected_total",
+            "Requests refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.rejected_records = Counter(
+            "ingest_records_rejected_total",
+            "Records refused (every record of a refused batch), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.late = Counter(
+            "ingest_records_late_total",
+            "Records older than the configured maximum age, sent on with a late mark.",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "ingest_batch_records",
+            "Records per accepted request.",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+        )
+        self.publish_latency = Histogram(
+            "ingest_publish_duration_seconds",
+            "From handing a request's records to the producer to the broker's last ack.",
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.accepted_for = functools.lru_cache(maxsize=1024)(self.accepted.labels)
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)
+            self.rejected_records.labels(reason)
+
+    def reject(self, reason: str, records: int) -> None:
+        self.rejected.labels(reason).inc()
+        if records:
+            self.rejected_records.labels(reason).inc(records)

@@ -1,0 +1,108 @@
+"""The ingest API's errors: one exception type that renders as ``application/problem+json``.
+
+Every refusal of ``POST /v1/telemetry`` is one of these, so the shapes documented in the
+OpenAPI document and docs/ingest.md are produced in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from dronetrack.record import FieldError
+from dronetrack.web import problem
+
+
+class Problem(Exception):
+    """A refusal: HTTP status, title, detail, the metric reason, and extra members/headers."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.reason = reason
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        response = problem(self.status, self.title, self.detail, **self.extra)
+        response.headers.update(self.headers)
+        return response
+
+
+def unauthorized(detail: str, error: str | None = "invalid_token") -> Problem:
+    # RFC 6750: no error code when the request carried no credentials at all.
+    challenge = 'Bearer realm="dronetrack"'
+    if error:
+        challenge += f', error="{error}"'
+    return Problem(401, "Unauthorized", detail, "unauthorized", {"WWW-Authenticate": challenge})
+
+
+def unsupported_media_type(got: str, supported: Sequence[str]) -> Problem:
+    return Problem(
+        415,
+        "Unsupported media type",
+        f"Content-Type {got!r} is not supported; send one of: {', '.join(supported)}",
+        "unsupported_media_type",
+        {"Accept-Post": ", ".join(supported)},
+    )
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem(413, "Body too large", f"the body exceeds {limit} bytes", "body_too_large")
+
+
+def batch_too_large(count: int, limit: int) -> Problem:
+    return Problem(
+        413,
+        "Batch too large",
+        f"{count} records; at most {limit} per request",
+        "batch_too_large",
+    )
+
+
+def malformed(detail: str) -> Problem:
+    return Problem(400, "Malformed JSON", detail, "malformed")
+
+
+def invalid(errors: Sequence[FieldError], reason: str = "invalid") -> Problem:
+    """422 naming every bad record (``index``: position in the batch, null for a lone object)
+    and every bad field with its reason. Nothing of the batch is published."""
+    records = len({e.index for e in errors})
+    return Problem(
+        422,
+        "Invalid telemetry",
+        f"{len(errors)} problem(s) in {records} record(s); nothing was accepted",
+        reason,
+        errors=[{"index": e.index, "field": e.field, "reason": e.reason} for e in errors],
+    )
+
+
+def rate_limited(fleet: str, retry_after_s: int) -> Problem:
+    return Problem(
+        429,
+        "Too many records",
+        f"fleet {fleet!r} is over its rate limit; nothing was accepted",
+        "rate_limited",
+        {"Retry-After": str(retry_after_s)},
+    )
+
+
+def unavailable(retry_after_s: int) -> Problem:
+    return Problem(
+        503,
+        "Broker unavailable",
+        "the records were not acknowledged by Kafka in time; retry the same request later",
+        "unavailable",
+        {"Retry-After": str(retry_after_s)},
+    )

@@ -1,0 +1,176 @@
+"""Publishing records and waiting for their acknowledgements, batched across requests.
+
+Records are keyed by ``drone_id`` and spread over partitions exactly as Kafka's default
+partitioner would (murmur2 of the key), so one drone stays in order whichever client wrote it.
+
+The producer accepts one queued batch per partition and keeps one in flight, so handing it a
+batch per request would serialise requests behind each other's round trips. Instead every
+partition has an open record batch that all concurrent requests append to; while one batch is
+in flight the next one fills, so batches grow with load and each record costs one
+``BatchBuilder.append`` instead of a ``send()`` with a future of its own. A request waits for
+the futures of the batches that hold its records. Delivery policy (acks=all, idempotent
+producer, the producer's own retries) is ``dronetrack.kafka``'s; nothing here resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+log = logging.getLogger(__name__)
+
+Header = tuple[str, bytes]
+Message = tuple[bytes, bytes, list[Header]]  # key, value, headers (never mutated)
+
+
+class NotAcknowledged(Exception):
+    """The broker did not acknowledge every record before the deadline (or refused one)."""
+
+
+@functools.lru_cache(maxsize=65_536)
+def partition_for(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner for a keyed record (partition ids are 0..n-1)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _Pending:
+    """A record batch being filled, and the future its writers wait on."""
+
+    __slots__ = ("builder", "done")
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.builder: Any = producer.create_batch()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class _Partition:
+    """The batches of one partition: sealed ones in order, then the open one."""
+
+    def __init__(self, publisher: Publisher, index: int) -> None:
+        self.publisher = publisher
+        self.index = index
+        self.sealed: deque[_Pending] = deque()
+        self.open: _Pending | None = None
+        self.wake = asyncio.Event()
+        self.task = asyncio.create_task(self._submit_forever(), name=f"publish-{index}")
+
+    def append(self, key: bytes, value: bytes, headers: list[Header]) -> asyncio.Future[None]:
+        producer = self.publisher.producer
+        if self.open is None:
+            self.open = _Pending(producer)
+        if self.open.builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            if len(self.sealed) >= self.publisher.max_queued_batches:
+                raise NotAcknowledged(f"partition {self.index}: too many batches waiting")
+            self.sealed.append(self.open)
+            self.open = _Pending(producer)
+            if (
+                self.open.builder.append(key=key, value=value, timestamp=None, headers=headers)
+                is None
+            ):
+                raise NotAcknowledged("a record is larger than the producer's batch size")
+        self.wake.set()
+        return self.open.done
+
+    def _next(self) -> _Pending | None:
+        if self.sealed:
+            return self.sealed.popleft()
+        pending, self.open = self.open, None
+        return pending
+
+    async def _submit_forever(self) -> None:
+        producer, topic = self.publisher.producer, self.publisher.topic
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while (pending := self._next()) is not None:
+                pending.builder.close()
+                try:
+                    # Returns once the producer queued it: after the batch before it was drained.
+                    ack = await producer.send_batch(pending.builder, topic, partition=self.index)
+                except Exception as exc:  # the loop must outlive any one batch's failure
+                    if not isinstance(exc, KafkaError):
+                        log.exception("publishing a batch failed", extra={"partition": self.index})
+                    _settle(pending.done, exc)
+                    continue
+                ack.add_done_callback(functools.partial(_relay, pending.done))
+
+    async def flush(self) -> None:
+        self.wake.set()
+        waiting = [p.done for p in (*self.sealed, self.open) if p is not None]
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def _relay(done: asyncio.Future[None], ack: asyncio.Future[Any]) -> None:
+    _settle(done, None if ack.cancelled() else ack.exception())
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+        done.exception()  # a writer may have given up already; the error is logged by it
+
+
+class Publisher:
+    """``publish(messages)``: append to the partitions' open batches, wait for their acks."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        deadline_s: float,
+        max_queued_batches: int = 64,
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.deadline_s = deadline_s
+        self.max_queued_batches = max_queued_batches
+        self._partitions: list[_Partition] = []
+
+    async def start(self) -> None:
+        count = len(await self.producer.partitions_for(self.topic))
+        self._partitions = [_Partition(self, p) for p in range(count)]
+
+    async def publish(self, messages: Sequence[Message]) -> float:
+        """Send every message and wait for every ack; returns the seconds it took.
+        Raises ``NotAcknowledged`` after the deadline: some records may still arrive later, which
+        is why a client retries the same records and the store drops duplicates."""
+        start = time.perf_counter()
+        parts = self._partitions
+        n = len(parts)
+        waits: set[asyncio.Future[None]] = set()
+        for key, value, headers in messages:
+            waits.add(parts[partition_for(key, n)].append(key, value, headers))
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                for done in waits:
+                    await asyncio.shield(done)
+        except (KafkaError, TimeoutError) as exc:
+            raise NotAcknowledged(repr(exc)) from exc
+        return time.perf_counter() - start
+
+    async def close(self, timeout_s: float) -> None:
+        """Hand every open batch to the producer (bounded by ``timeout_s``), then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*(p.flush() for p in self._partitions))
+        for p in self._partitions:
+            await p.stop()

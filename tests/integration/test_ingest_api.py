@@ -1,0 +1,294 @@
+"""The ingest API against a real broker: every refusal with its exact problem+json body, all or
+nothing batches, NDJSON, fleet isolation, rate limits and event-time limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from dronetrack import tokens
+from dronetrack.settings import Settings
+from ingest.app import create_app
+from tests.integration.helpers import good, read_topic
+
+AiohttpClient = Any
+URL = "/v1/telemetry"
+NOT_BEARER = "the Authorization header is not 'Bearer <token>'"
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient, settings: Settings, fleet_token: str
+) -> TestClient[Any, Any]:
+    app = create_app(settings.replace(ingest_max_body_bytes=64_000, ingest_max_batch_records=50))
+    return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+
+async def problem_of(response: Any, status: int) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_no_token_is_401_with_a_bearer_challenge(client: TestClient[Any, Any]) -> None:
+    response = await client.post(URL, json=good("d"))
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="dronetrack"'
+    assert await problem_of(response, 401) == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "send 'Authorization: Bearer <fleet token>'",
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "error", "detail"),
+    [
+        ("Bearer dt_not-a-token", "invalid_token", "the token is not valid"),
+        (
+            "Basic dXNlcjpwdw==",
+            "invalid_request",
+            "the Authorization header is not 'Bearer <token>'",
+        ),
+        ("Bearer ", "invalid_request", "the Authorization header is not 'Bearer <token>'"),
+    ],
+)
+async def test_a_bad_token_is_401_naming_the_error(
+    client: TestClient[Any, Any], header: str, error: str, detail: str
+) -> None:
+    response = await client.post(URL, json=good("d"), headers={"Authorization": header})
+    assert response.headers["WWW-Authenticate"] == f'Bearer realm="dronetrack", error="{error}"'
+    assert await problem_of(response, 401) == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+    }
+
+
+async def test_an_unsupported_content_type_is_415(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    headers = {**auth, "Content-Type": "text/plain"}
+    response = await client.post(URL, data=json.dumps(good("d")), headers=headers)
+    assert response.headers["Accept-Post"] == "application/json, application/x-ndjson"
+    assert await problem_of(response, 415) == {
+        "type": "about:blank",
+        "title": "Unsupported media type",
+        "status": 415,
+        "detail": "Content-Type 'text/plain' is not supported; "
+        "send one of: application/json, application/x-ndjson",
+    }
+
+
+TOO_LARGE = {
+    "type": "about:blank",
+    "title": "Body too large",
+    "status": 413,
+    "detail": "the body exceeds 64000 bytes",
+}
+
+
+async def test_a_declared_oversize_body_is_413_before_it_is_sent(
+    client: TestClient[Any, Any], fleet_token: str
+) -> None:
+    """The answer comes back while the client has sent only the headers and a few bytes."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        (
+            f"POST {URL} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {fleet_token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n[{"
+        ).encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 413 ")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert json.loads(await reader.readexactly(length)) == TOO_LARGE
+    writer.close()
+
+
+async def test_a_chunked_oversize_body_is_413_once_it_passes_the_limit(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    async def chunks() -> Any:
+        for _ in range(100):
+            yield b" " * 10_000
+
+    response = await client.post(URL, data=chunks(), headers=auth)
+    assert await problem_of(response, 413) == TOO_LARGE
+
+
+async def test_too_many_records_is_413(client: TestClient[Any, Any], auth: dict[str, str]) -> None:
+    batch = [good("d", i) for i in range(51)]
+    response = await client.post(URL, data=json.dumps(batch), headers=auth)
+    assert await problem_of(response, 413) == {
+        "type": "about:blank",
+        "title": "Batch too large",
+        "status": 413,
+        "detail": "51 records; at most 50 per request",
+    }
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1,", b"nope", b'{"drone_id": "a"'])
+async def test_malformed_json_is_400(
+    client: TestClient[Any, Any], auth: dict[str, str], body: bytes
+) -> None:
+    problem = await problem_of(await client.post(URL, data=body, headers=auth), 400)
+    assert set(problem) == {"type", "title", "status", "detail"}
+    assert problem["title"] == "Malformed JSON"
+    assert problem["detail"]
+
+
+async def test_malformed_ndjson_names_the_line(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    body = json.dumps(good("d")) + "\n{oops\n"
+    headers = {**auth, "Content-Type": "application/x-ndjson"}
+    problem = await problem_of(await client.post(URL, data=body, headers=headers), 400)
+    assert problem["detail"].startswith("record 1: ")
+
+
+async def test_every_bad_record_and_field_is_listed_and_nothing_is_published(
+    client: TestClient[Any, Any], auth: dict[str, str], settings: Settings
+) -> None:
+    drone = f"all-or-nothing-{uid()}"
+    batch = [
+        good(drone, 0),
+        good(drone, 1, lat=91.0, battery_pct=-1),
+        good(drone, 2),
+        {**good(drone, 3), "fleet": "other"},
+        "not a record",
+    ]
+    response = await client.post(URL, data=json.dumps(batch), headers=auth)
+    assert await problem_of(response, 422) == {
+        "type": "about:blank",
+        "title": "Invalid telemetry",
+        "status": 422,
+        "detail": "4 problem(s) in 3 record(s); nothing was accepted",
+        "errors": [
+            {"index": 1, "field": "lat", "reason": "Expected `float` <= 90.0"},
+            {"index": 1, "field": "battery_pct", "reason": "Expected `float` >= 0.0"},
+            {"index": 3, "field": "fleet", "reason": "unknown field"},
+            {"index": 4, "field": "", "reason": "expected a JSON object"},
+        ],
+    }
+    # A marker after the refused batch: same key, same partition, so once the marker is on the
+    # topic anything of the refused batch would be too.
+    marker = good(drone, 9)
+    assert (await client.post(URL, data=json.dumps(marker), headers=auth)).status == 202
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [r.seq for r, _ in on_topic] == [9]
+
+
+async def test_an_empty_batch_is_422(client: TestClient[Any, Any], auth: dict[str, str]) -> None:
+    problem = await problem_of(await client.post(URL, data="[]", headers=auth), 422)
+    assert problem["errors"] == [{"index": None, "field": "", "reason": "the batch is empty"}]
+
+
+async def test_event_time_too_far_ahead_is_422(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    future = good("d", ts=good("d")["ts"] + 3_600_000)
+    response = await client.post(URL, data=json.dumps([good("d"), future]), headers=auth)
+    problem = await problem_of(response, 422)
+    assert problem["errors"] == [{"index": 1, "field": "ts", "reason": "more than 60000 ms ahead"}]
+    response = await client.post(URL, data=json.dumps(future), headers=auth)
+    problem = await problem_of(response, 422)
+    assert problem["errors"] == [
+        {"index": None, "field": "ts", "reason": "more than 60000 ms ahead"}
+    ]
+
+
+async def test_very_old_records_are_marked_late_by_default(
+    client: TestClient[Any, Any], auth: dict[str, str], settings: Settings
+) -> None:
+    drone = f"late-{uid()}"
+    old = good(drone, 0, ts=1_000_000_000_000)  # 2001
+    response = await client.post(URL, data=json.dumps([old, good(drone, 1)]), headers=auth)
+    assert response.status == 202
+    assert await response.json() == {"accepted": 2, "late": 1}
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [(r.seq, h.get("dronetrack-late")) for r, h in on_topic] == [(0, b"1"), (1, None)]
+
+
+async def test_very_old_records_are_refused_when_so_configured(
+    aiohttp_client: AiohttpClient, settings: Settings, auth: dict[str, str]
+) -> None:
+    app = create_app(settings.replace(ingest_old_records="reject", ingest_max_age_ms=86_400_000))
+    client = await aiohttp_client(app)
+    old = good("d", ts="2001-09-09T01:46:40Z")
+    response = await client.post(URL, data=json.dumps([good("d"), old]), headers=auth)
+    problem = await problem_of(response, 422)
+    assert problem["errors"] == [{"index": 1, "field": "ts", "reason": "older than 86400000 ms"}]
+
+
+async def test_ndjson_is_accepted_and_kept_in_order(
+    client: TestClient[Any, Any], auth: dict[str, str], settings: Settings
+) -> None:
+    drone = f"ndjson-{uid()}"
+    body = "\n".join(json.dumps(good(drone, i)) for i in range(5)) + "\n\n"
+    headers = {**auth, "Content-Type": "application/x-ndjson; charset=utf-8"}
+    response = await client.post(URL, data=body, headers=headers)
+    assert response.status == 202, await response.text()
+    assert await response.json() == {"accepted": 5, "late": 0}
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [r.seq for r, _ in on_topic] == [0, 1, 2, 3, 4]
+
+
+async def test_a_fleet_token_cannot_write_as_another_fleet(
+    aiohttp_client: AiohttpClient, settings: Settings, auth: dict[str, str]
+) -> None:
+    token_a = tokens.create(settings.ingest_tokens_file, "fleet-a")
+    client = await aiohttp_client(create_app(settings))
+    headers = {**auth, "Authorization": f"Bearer {token_a}"}
+    drone = f"iso-{uid()}"
+    claims_b = {**good(drone, 0), "fleet": "fleet-b"}
+    problem = await problem_of(await client.post(URL, json=claims_b, headers=headers), 422)
+    assert problem["errors"] == [{"index": None, "field": "fleet", "reason": "unknown field"}]
+    assert (await client.post(URL, json=good(drone, 1), headers=headers)).status == 202
+    assert (await client.post(URL, json=good(drone, 2), headers=auth)).status == 202
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [(r.seq, r.fleet) for r, _ in on_topic] == [(1, "fleet-a"), (2, settings.default_fleet)]
+
+
+async def test_a_fleet_over_its_rate_is_429_with_retry_after(
+    aiohttp_client: AiohttpClient, settings: Settings, auth: dict[str, str]
+) -> None:
+    limited = settings.replace(
+        ingest_rate_limit_rps=1.0, ingest_rate_limit_burst=10, ingest_max_batch_records=10
+    )
+    client = await aiohttp_client(create_app(limited))
+    batch = json.dumps([good(f"rate-{uid()}", i) for i in range(8)])
+    assert (await client.post(URL, data=batch, headers=auth)).status == 202
+    response = await client.post(URL, data=batch, headers=auth)
+    assert int(response.headers["Retry-After"]) >= 6  # 6 more records at 1 record/s
+    assert await problem_of(response, 429) == {
+        "type": "about:blank",
+        "title": "Too many records",
+        "status": 429,
+        "detail": f"fleet {settings.default_fleet!r} is over its rate limit; nothing was accepted",
+    }
+
+
+async def test_metrics_count_records_by_outcome(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    await client.post(URL, data=json.dumps([good(f"m-{uid()}", i) for i in range(3)]), headers=auth)
+    await client.post(URL, data="{", headers=auth)
+    text = await (await client.get("/metrics")).text()
+    assert 'ingest_records_accepted_total{fleet="demo"} 3.0' in text
+    assert 'ingest_requests_rejected_total{reason="malformed"} 1.0' in text
+    assert "ingest_batch_records_bucket" in text
+    assert "ingest_publish_duration_seconds_bucket" in text
+    assert "http_requests_in_flight" in text
