@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import aiohttp
 
 from dronetrack import processes
 from dronetrack.broker import EmbeddedBroker
+from dronetrack.passwords import hash_password
 from dronetrack.settings import Settings
+from dronetrack.store import User, open_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Supervisor:
         self.simulate = simulate
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
+        self.demo_user = ("demo", settings.demo_password or secrets.token_urlsafe(12))
 
     def _spawn(self, name: str, argv: Sequence[str]) -> Child:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +77,7 @@ class Supervisor:
             )
             await self.broker.start()
             self.settings = s = self.broker.settings
+        await self._create_demo_user()
         py = sys.executable
         self._spawn("streams", [py, "-m", "streams"])
         ingest = self._spawn("ingest", [py, "-m", "ingest"])
@@ -83,6 +88,19 @@ class Supervisor:
         )
         if self.simulate:
             self._spawn("simulator", [py, "-m", "dronetrack", "simulate", "--url", self.ingest_url])
+
+    async def _create_demo_user(self) -> None:
+        """A dashboard login for the default fleet, so the map can be opened at once."""
+        name, password = self.demo_user
+        store = open_store(self.settings)
+        await store.open()
+        try:
+            hashed = await asyncio.to_thread(hash_password, password)
+            await store.put_user(
+                User(name=name, password_hash=hashed, fleets=[self.settings.default_fleet])
+            )
+        finally:
+            await store.close()
 
     @property
     def ingest_url(self) -> str:
@@ -139,6 +157,7 @@ async def run(settings: Settings, simulate: bool = True) -> int:
         print(
             "dronetrack is running:\n"
             f"  dashboard  {supervisor.dashboard_url}\n"
+            f"  sign in    {supervisor.demo_user[0]} / {supervisor.demo_user[1]}\n"
             f"  ingest     {supervisor.ingest_url}/v1/telemetry\n"
             f"  kafka      {supervisor.settings.kafka_bootstrap_servers}\n"
             f"  logs       {settings.log_dir}/\n"
