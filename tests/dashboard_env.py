@@ -26,7 +26,14 @@ PASSWORD = "correct horse battery staple"
 USERS = {"alice": ["alpha"], "bob": ["bravo"], "carol": ["alpha", "bravo"]}
 DRONES = {"alpha": ["a-1", "a-2", "a-3"], "bravo": ["b-1"]}
 TRACK_POINTS = 120  # a-1's history, one point a second
-HOME = {"a-1": (47.37, 8.50), "a-2": (47.40, 8.56), "a-3": (47.35, 8.58), "b-1": (46.95, 7.45)}
+HOME = {
+    "a-1": (47.37, 8.50),
+    "a-2": (47.40, 8.56),
+    "a-3": (47.35, 8.58),
+    "a-8": (47.36, 8.54),
+    "a-9": (47.385, 8.525),
+    "b-1": (46.95, 7.45),
+}
 
 
 def now_ms() -> int:

@@ -18,7 +18,7 @@ const state = {
 };
 
 // ---- map ------------------------------------------------------------------------------------
-const map = L.map("map", { worldCopyJump: true, zoomControl: true }).setView([47.3769, 8.5417], 12);
+const map = L.map("map", { worldCopyJump: true, maxZoom: 19 }).setView([47.3769, 8.5417], 12);
 if (config.tileUrl) {
   // Without network the tiles fail quietly and the markers stay on the plain background.
   L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
@@ -31,6 +31,7 @@ const cluster = L.markerClusterGroup({
   chunkedLoading: true,
 });
 map.addLayer(cluster);
+L.control.scale({ imperial: false }).addTo(map);
 const markers = new Map();  // drone_id -> L.Marker
 let trail = null;
 let fitted = false;
@@ -54,9 +55,9 @@ function icon(drone, age) {
   const key = `${batteryClass(drone.battery_pct)}|${age}|${heading}|${drone.drone_id === state.selected}`;
   const classes = ["drone", batteryClass(drone.battery_pct), age, drone.drone_id === state.selected ? "selected" : ""].join(" ");
   const html = `<div class="${classes}" data-drone-id="${escapeHtml(drone.drone_id)}">
-    <svg viewBox="-12 -12 24 24" style="transform: rotate(${heading}deg)">
-      <path class="arrow" d="M0 -11 L4 -4 L-4 -4 Z"/><circle r="6"/></svg></div>`;
-  return { key, icon: L.divIcon({ html, className: "drone-marker", iconSize: [28, 28], iconAnchor: [14, 14] }) };
+    <svg viewBox="-18 -18 36 36" style="transform: rotate(${heading}deg)">
+      <path class="arrow" d="M0 -17.5 L7 -8 L-7 -8 Z"/><circle r="8.5"/></svg></div>`;
+  return { key, icon: L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] }) };
 }
 
 function placeDrone(drone, ageMs) {
@@ -98,7 +99,7 @@ function renderDrones() {
   $("summary").textContent = `${shown} on map · ${reporting} reporting · ${stale} silent`;
   document.body.dataset.markers = String(shown);
   if (!fitted && shown) {
-    map.fitBounds(L.latLngBounds([...markers.values()].map((m) => m.getLatLng())).pad(0.2));
+    map.fitBounds(L.latLngBounds([...markers.values()].map((m) => m.getLatLng())).pad(0.2), { maxZoom: 14 });
     fitted = true;
   }
   if (state.selected) {
@@ -288,6 +289,7 @@ async function startReplay(from, to, speed) {
   setLive("replay", "replay");
   state.replay = { from, to, speed, clock: from, flights: new Map(data.drones.map((f) => [f.drone_id, f.points])), alerts: data.alerts, playing: true, last: performance.now() };
   state.alerts = data.alerts;
+  fitted = false;
   $("replay-play").disabled = true;
   $("replay-pause").disabled = false;
   requestAnimationFrame(replayTick);
@@ -332,6 +334,7 @@ function drawReplayTrail() {
 
 function exitReplay() {
   state.replay = null;
+  fitted = false;  // the live fleet may cover another area than the replayed one
   $("replay").hidden = true;
   history.replaceState(null, "", `?fleet=${encodeURIComponent(state.fleet)}`);
   $("replay-play").disabled = false;

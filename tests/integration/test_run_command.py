@@ -56,6 +56,7 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         "DRONETRACK_LOG_DIR": str(tmp_path / "log"),
         "DRONETRACK_DASHBOARD_TILE_URL": "",
         "DRONETRACK_SIM_RATE_HZ": "4",
+        "DRONETRACK_DEMO_PASSWORD": "demo-secret",
     }
     run = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; waits are bounded
         [sys.executable, "-m", "dronetrack", "run", "--drones", "5"],
@@ -65,7 +66,18 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
     )
     url = f"http://127.0.0.1:{dashboard_port}"
     try:
-        async with aiohttp.ClientSession() as http:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+
+            async def signed_in() -> bool:
+                try:
+                    creds = {"name": "demo", "password": "demo-secret"}
+                    async with http.post(f"{url}/api/login", json=creds) as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(signed_in, timeout=60, what="the demo user to sign in")
 
             async def positions() -> dict[str, tuple[float, float]] | None:
                 try:
@@ -96,5 +108,6 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
     text = output.decode()
     assert run.returncode == 0, text
     assert "dronetrack is running" in text
+    assert "sign in    demo / demo-secret" in text
     assert "dronetrack stopped." in text
     assert not [pid for pid in family if alive(pid)], "a child process outlived `dronetrack run`"
