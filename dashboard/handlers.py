@@ -99,15 +99,18 @@ async def list_drones(request: web.Request) -> web.Response:
     if fleet is None:
         return _unknown_fleet()
     settings = request.app[SETTINGS]
-    drones = await request.app[READS].latest(fleet)
-    return _json(
+    head = _encoder.encode(
         {
             "fleet": fleet,
             "now": now_ms(),
             "stale_after_ms": int(settings.dashboard_stale_after_s * 1000),
             "lost_after_ms": int(settings.dashboard_lost_after_s * 1000),
-            "drones": drones,
         }
+    )
+    # The cached array is spliced in as it is: no decode and re-encode on the busiest path.
+    drones = await request.app[READS].latest_json(fleet)
+    return web.Response(
+        body=head[:-1] + b',"drones":' + drones + b"}", content_type="application/json"
     )
 
 
