@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     instrument(app)
     app.middlewares.append(auth.guard)
     app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
 
@@ -47,10 +48,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[READS] = reads
     hub = LiveHub(reads, settings.dashboard_refresh_ms / 1000, app[REGISTRY])
     app[HUB] = hub
-    app.on_shutdown.append(hub.close)
     try:
         yield
     finally:
         await hub.close()
         await cache.close()
         await store.close()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open event streams would hold a graceful shutdown until its timeout: end them first."""
+    if HUB in app:
+        await app[HUB].close()

@@ -129,7 +129,7 @@ class LiveHub:
         if feed is not None:
             feed.subscribers.discard(sub)
 
-    async def close(self, app: web.Application | None = None) -> None:
+    async def close(self) -> None:
         """On shutdown: end every stream so the server can drain."""
         self.closing = True
         await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))

@@ -150,3 +150,13 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[Dashboard]:
     finally:
         await server.close()
         await store.close()
+
+
+async def sign_in(client: Any, fleet: str, name: str = "tester") -> None:
+    """Create a user of ``fleet`` in the app's store and sign ``client`` (a TestClient) in."""
+    from dashboard.keys import STORE
+
+    store = client.server.app[STORE]
+    await store.put_user(User(name=name, password_hash=hash_password(PASSWORD), fleets=[fleet]))
+    response = await client.post("/api/login", json={"name": name, "password": PASSWORD})
+    assert response.status == 200, await response.text()

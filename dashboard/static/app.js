@@ -29,7 +29,19 @@ const cluster = L.markerClusterGroup({
   spiderfyOnMaxZoom: false,
   showCoverageOnHover: false,
   chunkedLoading: true,
+  // A cluster shows its size and, by its ring, the lowest battery inside it.
+  iconCreateFunction: (group) => {
+    const children = group.getAllChildMarkers();
+    const rank = { ok: 0, warn: 1, crit: 2 };
+    const worst = children.reduce((w, m) => (rank[m.batteryClass] > rank[w] ? m.batteryClass : w), "ok");
+    return L.divIcon({
+      html: `<div><span>${children.length}</span></div>`,
+      className: `marker-cluster drone-cluster ${worst}`,
+      iconSize: [40, 40],
+    });
+  },
 });
+let clustersDirty = false;
 map.addLayer(cluster);
 L.control.scale({ imperial: false }).addTo(map);
 const markers = new Map();  // drone_id -> L.Marker
@@ -68,6 +80,8 @@ function placeDrone(drone, ageMs) {
     return;
   }
   const look = icon(drone, age);
+  const battery = batteryClass(drone.battery_pct);
+  if (marker && marker.batteryClass !== battery) clustersDirty = true;
   if (!marker) {
     marker = L.marker([drone.lat, drone.lon], { icon: look.icon, keyboard: false, title: drone.drone_id });
     marker.iconKey = look.key;
@@ -79,6 +93,7 @@ function placeDrone(drone, ageMs) {
     if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
     if (marker.iconKey !== look.key) { marker.setIcon(look.icon); marker.iconKey = look.key; }
   }
+  marker.batteryClass = battery;
 }
 
 function renderDrones() {
@@ -95,6 +110,7 @@ function renderDrones() {
   for (const [id, marker] of markers) {
     if (!seen.has(id)) { cluster.removeLayer(marker); markers.delete(id); }
   }
+  if (clustersDirty) { cluster.refreshClusters(); clustersDirty = false; }
   const shown = markers.size;
   $("summary").textContent = `${shown} on map · ${reporting} reporting · ${stale} silent`;
   document.body.dataset.markers = String(shown);

@@ -109,3 +109,32 @@ async def test_replay_window_from_the_url(
     await page.click("#replay-exit")
     await expect(page.locator("#live")).to_have_text("live")
     await expect(page.locator(MARKER)).to_have_count(3)
+
+
+async def test_a_large_fleet_clusters(page: Page, dashboard: Dashboard, artifacts: Path) -> None:
+    t0 = now_ms()
+    await dashboard.store.write_telemetry(
+        [
+            telemetry(
+                "bravo",
+                f"swarm-{i:03d}",
+                t0,
+                battery=(i * 7) % 100,
+                lat=47.30 + (i * 7919 % 1000) / 1000 * 0.12,  # scattered, repeatably
+                lon=8.45 + (i * 104729 % 997) / 997 * 0.18,
+                heading_deg=float(i * 37 % 360),
+            )
+            for i in range(300)
+        ]
+    )
+    await sign_in(page, dashboard, "bob")
+    await expect(page.locator(".marker-cluster").first).to_be_visible()
+    shown = await page.locator(MARKER).count()
+    clusters = await page.locator(".marker-cluster").count()
+    assert clusters > 0
+    assert shown < 300, "zoomed out, nearby drones are grouped"
+    rings = await page.locator(".drone-cluster").evaluate_all(
+        "els => els.map(e => [...e.classList].find(c => ['ok', 'warn', 'crit'].includes(c)))"
+    )
+    assert "crit" in rings, "a cluster holding a drone below 15 % shows it"
+    await page.screenshot(path=artifacts / "large-fleet.png")
