@@ -257,7 +257,7 @@ async function refreshStats() {
 }
 
 // ---- live updates ---------------------------------------------------------------------------
-function setLive(text, cls) { $("live").textContent = text; $("live").className = `live ${cls}`; }
+function setLive(text, mode) { $("live").textContent = text; $("live").className = `live live-${mode}`; }
 
 function connect() {
   if (state.events) state.events.close();
@@ -272,7 +272,12 @@ function connect() {
   });
   es.addEventListener("alerts", (e) => {
     state.alerts = JSON.parse(e.data).alerts;
-    if (!state.replay) renderAlerts();
+    if (state.replay) return;
+    renderAlerts();
+    if (state.selected) {
+      const mine = state.alerts.filter((a) => a.drone_id === state.selected);
+      if (mine.length) renderAlertList($("panel-alerts"), mine, false);
+    }
   });
   es.onerror = () => {
     setLive("reconnecting…", "off");
@@ -306,6 +311,7 @@ async function startReplay(from, to, speed) {
   state.replay = { from, to, speed, clock: from, flights: new Map(data.drones.map((f) => [f.drone_id, f.points])), alerts: data.alerts, playing: true, last: performance.now() };
   state.alerts = data.alerts;
   fitted = false;
+  $("stats-title").textContent = "Fleet now";
   $("replay-play").disabled = true;
   $("replay-pause").disabled = false;
   requestAnimationFrame(replayTick);
@@ -351,6 +357,7 @@ function drawReplayTrail() {
 function exitReplay() {
   state.replay = null;
   fitted = false;  // the live fleet may cover another area than the replayed one
+  $("stats-title").textContent = "Fleet";
   $("replay").hidden = true;
   history.replaceState(null, "", `?fleet=${encodeURIComponent(state.fleet)}`);
   $("replay-play").disabled = false;

@@ -258,6 +258,7 @@ async def test_live_events_stream_the_fleet(dashboard: Dashboard) -> None:
         async with http.get("/api/events") as r:
             assert r.status == 200
             assert r.headers["Content-Type"] == "text/event-stream"
+            assert await r.content.readline() == b"retry: 2000\n", "how soon to reconnect"
             events: dict[str, bytes] = {}
             name = ""
             async for line in r.content:
