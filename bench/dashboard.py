@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -184,6 +185,7 @@ async def main(args: argparse.Namespace) -> None:
         for child in children:
             processes.stop(child, 10.0)
         await store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     report(args, tally, elapsed, before, after)
 
 

@@ -84,11 +84,13 @@ class MemoryBackend:
 
 
 class RedisBackend:
-    """Redis through redis-py's asyncio client, with tight timeouts so an outage costs little."""
+    """Redis through redis-py's asyncio client. The timeout bounds what an unreachable Redis
+    costs (one wait per retry interval); it is not tighter because on a busy event loop a healthy
+    Redis's answer can take that long to be noticed, and a false alarm bypasses the cache."""
 
     PREFIX = "dronetrack:dashboard:"
 
-    def __init__(self, url: str, timeout_s: float = 0.25) -> None:
+    def __init__(self, url: str, timeout_s: float = 1.0) -> None:
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(
@@ -152,6 +154,9 @@ class Cache:
         self._wait_s = wait_s
         self._retry_after_s = retry_after_s
         self._broken_until = 0.0
+        # A shared backend is a network hop away: keep what it returned for a fraction of the
+        # TTL in process too, so a busy replica asks it a few times per TTL, not per request.
+        self._near = None if isinstance(backend, MemoryBackend) else MemoryBackend(1_000)
 
     async def get_or_load(self, key: str, ttl_ms: int, load: Loader) -> bytes:
         flight = self._flights.get(key)
@@ -164,6 +169,8 @@ class Cache:
         return await asyncio.shield(flight)
 
     async def delete(self, key: str) -> None:
+        if self._near is not None:
+            await self._near.delete(key)
         if not self._healthy():
             return
         try:
@@ -187,6 +194,16 @@ class Cache:
         self._broken_until = time.monotonic() + self._retry_after_s
 
     async def _fetch(self, key: str, ttl_ms: int, load: Loader) -> bytes:
+        near = None if self._near is None else await self._near.get(key)
+        if near is not None:
+            self.metrics.requests.labels("hit").inc()
+            return near
+        value = await self._fetch_shared(key, ttl_ms, load)
+        if self._near is not None:
+            await self._near.set(key, value, max(1, ttl_ms // 4))
+        return value
+
+    async def _fetch_shared(self, key: str, ttl_ms: int, load: Loader) -> bytes:
         if not self._healthy():
             self.metrics.requests.labels("bypass").inc()
             return await load()

@@ -127,8 +127,9 @@ async def test_redis_down_still_serves_from_the_store() -> None:
     load = Loader()
     try:
         assert await cache.get_or_load("k", 1_000, load) == b"v1"
-        assert await cache.get_or_load("k", 1_000, load) == b"v2", "no cache, no stale data"
+        assert await cache.get_or_load("k", 1_000, load) == b"v1", "the process still caches"
         await cache.delete("k")  # does not raise either
+        assert await cache.get_or_load("k", 1_000, load) == b"v2"
         assert requests(cache, "bypass") == 2
         assert cache.metrics.errors._value.get() == 1, "then bypassed without retrying at once"
     finally:
