@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[handlers.bad_query])
+    app = web.Application(middlewares=[handlers.problems])
     app[SETTINGS] = settings
     if not settings.dashboard_session_secret:
         log.warning("no DRONETRACK_DASHBOARD_SESSION_SECRET: sessions end when this process does")

@@ -31,8 +31,9 @@ from dronetrack.web import problem
 COOKIE = "dronetrack_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Paths open without a session: the login itself, the API description, ops and static files.
-PUBLIC = frozenset({"/api/login", "/api/openapi.json", "/healthz", "/readyz", "/metrics", "/"})
+# The API paths open without a session (everything outside /api/ is: the page, static files,
+# health and metrics).
+PUBLIC = frozenset({"/api/login", "/api/openapi.json"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from dashboard.auth import current, fleet_of
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
-from dashboard.reads import now_ms
+from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
 from dronetrack.web import Handler, problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
@@ -27,8 +27,29 @@ MAX_REPLAY_MS = 6 * 3600 * 1000
 REPLAY_POINTS_PER_DRONE = 5_000
 
 
-class BadQuery(ValueError):
+# Scripts only from this origin, tiles from anywhere, never framed (an Acknowledge button must
+# not be clickable through another site's overlay).
+_PAGE_SECURITY = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https: http:; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class Problem(Exception):
+    """Raised by a handler to answer with a problem+json response."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class BadQuery(Problem):
     """A query parameter is malformed; the message says which and why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, "Bad query", detail)
 
 
 def _json(payload: object) -> web.Response:
@@ -58,20 +79,27 @@ def _limit(request: web.Request, default: int, maximum: int) -> int:
     return int(raw)
 
 
-def _unknown_fleet() -> web.Response:
-    return problem(404, "Unknown fleet", "no such fleet among yours")
+def _fleet(request: web.Request) -> str:
+    fleet = fleet_of(request)
+    if fleet is None:
+        raise Problem(404, "Unknown fleet", "no such fleet among yours")
+    return fleet
 
 
-def _unknown_drone(drone_id: str) -> web.Response:
-    return problem(404, "Unknown drone", f"no drone {drone_id!r} in this fleet")
+async def _known_drone(request: web.Request, fleet: str) -> str:
+    """The path's drone id, if that drone is in ``fleet`` (another fleet's drone is unknown)."""
+    drone_id = request.match_info["drone_id"]
+    if await request.app[READS].drone(fleet, drone_id) is None:
+        raise Problem(404, "Unknown drone", f"no drone {drone_id!r} in this fleet")
+    return drone_id
 
 
 @web.middleware
-async def bad_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except BadQuery as exc:
-        return problem(400, "Bad query", str(exc))
+    except Problem as exc:
+        return problem(exc.status, exc.title, exc.detail)
 
 
 async def index(request: web.Request) -> web.Response:
@@ -86,7 +114,7 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(
         text=_INDEX.replace("{{CONFIG}}", config),
         content_type="text/html",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **_PAGE_SECURITY},
     )
 
 
@@ -95,9 +123,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def list_drones(request: web.Request) -> web.Response:
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
+    fleet = _fleet(request)
     settings = request.app[SETTINGS]
     head = _encoder.encode(
         {
@@ -115,40 +141,30 @@ async def list_drones(request: web.Request) -> web.Response:
 
 
 async def get_drone(request: web.Request) -> web.Response:
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
-    drone_id = request.match_info["drone_id"]
-    drone = await request.app[READS].drone(fleet, drone_id)
-    return _unknown_drone(drone_id) if drone is None else _json(drone)
+    fleet = _fleet(request)
+    drone = await request.app[READS].drone(fleet, await _known_drone(request, fleet))
+    return _json(drone)
 
 
 async def get_track(request: web.Request) -> web.Response:
     """Newest first; ``next_before`` pages further back (ts is unique per drone)."""
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
-    drone_id = request.match_info["drone_id"]
+    fleet = _fleet(request)
     limit = _limit(request, 1_000, MAX_TRACK_LIMIT)
     since, before = _time(request, "since"), _time(request, "before")
-    reads = request.app[READS]
-    if await reads.drone(fleet, drone_id) is None:
-        return _unknown_drone(drone_id)
-    points = await reads.track(fleet, drone_id, limit=limit, before_ms=before, since_ms=since)
+    drone_id = await _known_drone(request, fleet)
+    points = await request.app[READS].track(
+        fleet, drone_id, limit=limit, before_ms=before, since_ms=since
+    )
     next_before = points[-1].ts if len(points) == limit else None
     return _json({"drone_id": drone_id, "points": points, "next_before": next_before})
 
 
 async def get_drone_alerts(request: web.Request) -> web.Response:
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
-    drone_id = request.match_info["drone_id"]
+    fleet = _fleet(request)
     limit = _limit(request, 50, MAX_ALERTS_LIMIT)
-    reads = request.app[READS]
-    if await reads.drone(fleet, drone_id) is None:
-        return _unknown_drone(drone_id)
-    return _json({"drone_id": drone_id, "alerts": await reads.drone_alerts(fleet, drone_id, limit)})
+    drone_id = await _known_drone(request, fleet)
+    alerts = await request.app[READS].drone_alerts(fleet, drone_id, limit)
+    return _json({"drone_id": drone_id, "alerts": alerts})
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -157,10 +173,8 @@ async def list_alerts(request: web.Request) -> web.Response:
     ``next_until`` pages further back; alerts raised in the very millisecond of a page
     boundary may show on both pages, so a client keys them by ``alert_id``.
     """
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
-    limit = _limit(request, 200, MAX_ALERTS_LIMIT)
+    fleet = _fleet(request)
+    limit = _limit(request, RECENT_ALERTS_LIMIT, MAX_ALERTS_LIMIT)
     since, until = _time(request, "since"), _time(request, "until")
     if since is not None and until is not None and since >= until:
         raise BadQuery("since must be before until")
@@ -175,23 +189,19 @@ async def list_alerts(request: web.Request) -> web.Response:
 
 
 async def acknowledge(request: web.Request) -> web.Response:
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
+    fleet = _fleet(request)
     alert_id = request.match_info["alert_id"]
     reads = request.app[READS]
     alert = await reads.store.acknowledge_alert(fleet, alert_id, current(request).name, now_ms())
     if alert is None:
-        return problem(404, "Unknown alert", f"no alert {alert_id!r} in this fleet")
-    await reads.forget_alerts(fleet, 200)
+        raise Problem(404, "Unknown alert", f"no alert {alert_id!r} in this fleet")
+    await reads.forget_recent_alerts(fleet)
     return _json(alert)
 
 
 async def fleet_stats(request: web.Request) -> web.Response:
     """The fleet right now (from latest state) and per-minute figures over a window."""
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
+    fleet = _fleet(request)
     settings = request.app[SETTINGS]
     now = now_ms()
     until = _time(request, "until") or now
@@ -201,7 +211,7 @@ async def fleet_stats(request: web.Request) -> web.Response:
     reads = request.app[READS]
     drones, alerts, minutes = await asyncio.gather(
         reads.latest(fleet),
-        reads.alerts(fleet, since_ms=None, until_ms=None, limit=200),
+        reads.recent_alerts(fleet),
         reads.fleet_stats(fleet, since, until),
     )
     stale_ms = settings.dashboard_stale_after_s * 1000
@@ -223,9 +233,7 @@ async def fleet_stats(request: web.Request) -> web.Response:
 
 async def replay(request: web.Request) -> web.Response:
     """Every drone's track over ``[since, until)`` oldest first, and the alerts raised in it."""
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
+    fleet = _fleet(request)
     since, until = _time(request, "since"), _time(request, "until")
     if since is None or until is None:
         raise BadQuery("replay needs since and until")
@@ -258,7 +266,5 @@ async def replay(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    fleet = fleet_of(request)
-    if fleet is None:
-        return _unknown_fleet()
+    fleet = _fleet(request)
     return await request.app[HUB].stream(request, fleet, until_s=current(request).expires)

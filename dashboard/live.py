@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 RETRY_MS = 2_000
-ALERTS_LIMIT = 200
 
 _encoder = msgspec.json.Encoder()
 
@@ -78,9 +77,7 @@ class FleetFeed:
 
     async def _poll(self) -> None:
         drones = await self.reads.latest(self.fleet)
-        alerts = await self.reads.alerts(
-            self.fleet, since_ms=None, until_ms=None, limit=ALERTS_LIMIT
-        )
+        alerts = await self.reads.recent_alerts(self.fleet)
         now = now_ms()
         for event, body in (
             ("drones", {"now": now, "drones": drones}),

@@ -21,6 +21,7 @@ from dronetrack.store import Alert, FleetStats, Store, TrackPoint
 T = TypeVar("T")
 
 RECENT_ALERTS_MS = 24 * 3600 * 1000
+RECENT_ALERTS_LIMIT = 200  # what the page and the live feed show; one shared cache key
 USER_TTL_MS = 5_000
 PAST_TTL_MS = 30_000
 
@@ -117,9 +118,12 @@ class Reads:
             lambda: self.store.alerts(fleet, since_ms=since, until_ms=until, limit=limit),
         )
 
-    async def forget_alerts(self, fleet: str, limit: int) -> None:
+    async def recent_alerts(self, fleet: str) -> list[Alert]:
+        return await self.alerts(fleet, since_ms=None, until_ms=None, limit=RECENT_ALERTS_LIMIT)
+
+    async def forget_recent_alerts(self, fleet: str) -> None:
         """After an acknowledgement, so the next live read shows it at once."""
-        await self.cache.delete(f"alerts:{fleet}:None:None:{limit}")
+        await self.cache.delete(f"alerts:{fleet}:None:None:{RECENT_ALERTS_LIMIT}")
 
     async def drone_alerts(self, fleet: str, drone_id: str, limit: int) -> list[Alert]:
         return await self._cached(

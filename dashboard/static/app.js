@@ -145,8 +145,10 @@ function showPanel(drone, now) {
   $("panel-state").replaceChildren(...describe(drone, now).flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
 }
 
-async function select(droneId) {
+async function select(droneId, reveal = false) {
   const previous = state.selected;
+  // From a list, the drone may sit in a cluster or off screen: bring it into view.
+  if (reveal && markers.has(droneId)) cluster.zoomToShowLayer(markers.get(droneId));
   state.selected = droneId;
   for (const id of [previous, droneId]) {
     const marker = id && markers.get(id);
@@ -210,7 +212,7 @@ function renderAlertList(list, alerts, withActions) {
     const head = el("div", "", "alert-head");
     head.append(el("span", alert.severity, `badge ${alert.severity}`), el("strong", alert.type.replace(/_/g, " ")));
     const drone = el("a", alert.drone_id, "drone-link");
-    drone.href = "#"; drone.addEventListener("click", (e) => { e.preventDefault(); select(alert.drone_id); });
+    drone.href = "#"; drone.addEventListener("click", (e) => { e.preventDefault(); select(alert.drone_id, true); });
     const meta = el("div", "", "alert-meta");
     meta.append(drone, el("span", ` · ${new Date(alert.raised_at).toLocaleTimeString()} · `), el("span", st, `state ${st}`));
     li.append(head, meta);
