@@ -97,7 +97,14 @@ async def seed(store: SqliteStore, t0: int) -> None:
         await store.put_user(User(name=name, password_hash=hashed, fleets=fleets))
     await store.put_user(User(name="dave", password_hash=hashed, fleets=["alpha"], disabled=True))
     history = [
-        telemetry("alpha", "a-1", t0 - (TRACK_POINTS - 1 - i) * 1000, battery=90 - i / 10, seq=i)
+        telemetry(
+            "alpha",
+            "a-1",
+            t0 - (TRACK_POINTS - 1 - i) * 1000,
+            battery=90 - i / 10,
+            north=(i - TRACK_POINTS + 1) * 1e-4,  # flying north, into the latest position
+            seq=i,
+        )
         for i in range(TRACK_POINTS)
     ]
     others = [telemetry(fleet, d, t0) for fleet, ds in DRONES.items() for d in ds if d != "a-1"]

@@ -276,6 +276,7 @@ function connect() {
     state.alerts = JSON.parse(e.data).alerts;
     if (state.replay) return;
     renderAlerts();
+    refreshStats();  // its alert count should agree with the list
     if (state.selected) {
       const mine = state.alerts.filter((a) => a.drone_id === state.selected);
       if (mine.length) renderAlertList($("panel-alerts"), mine, false);
