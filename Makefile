@@ -40,3 +40,7 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-store
+bench-store: $(STAMP)
+	$(BIN)/python -m bench.store

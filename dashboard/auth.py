@@ -25,7 +25,7 @@ import msgspec
 from aiohttp import web
 
 from dashboard.keys import READS, SESSION_KEY, SETTINGS
-from dronetrack.passwords import hash_password, verify_password
+from dronetrack.passwords import verify_password
 from dronetrack.web import problem
 
 COOKIE = "dronetrack_session"
@@ -36,9 +36,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC = frozenset({"/api/login", "/api/openapi.json"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# Verified against for unknown users, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 class Session(msgspec.Struct, frozen=True):
@@ -156,8 +153,9 @@ async def login(request: web.Request) -> web.Response:
         return problem(400, "Bad login request", str(exc))
     store = request.app[READS].store
     user = await store.get_user(creds.name)
-    stored = user.password_hash if user is not None else _DUMMY_HASH
-    # argon2 is deliberately slow and memory-hard: keep it off the event loop.
+    # argon2 is deliberately slow and memory-hard: keep it off the event loop. An unknown name
+    # (None) costs the same work as a wrong password, so timing does not reveal names.
+    stored = user.password_hash if user is not None else None
     ok = await asyncio.to_thread(verify_password, stored, creds.password)
     if user is None or user.disabled or not ok:
         return problem(401, "Wrong name or password")

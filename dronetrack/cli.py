@@ -98,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print or write the published JSON Schemas")
     schema.add_argument("--out", type=Path, help="directory to write the schema files into")
+
+    from dronetrack import admin
+
+    admin.add_parsers(sub)
     return p
 
 
@@ -111,5 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.command, settings.log_level)
     if args.command in ("ingest", "streams", "dashboard"):
         return _service(args.command)
+    from dronetrack import admin
+
     handlers = {"run": _run, "simulate": _simulate, "broker": _broker, "schema": _schema}
+    handlers |= {"db": admin.db_command, "user": admin.user_command}
     return handlers[args.command](args, settings)

@@ -48,6 +48,36 @@ class Settings:
     # Store: "sqlite" (embedded) or "cassandra".
     store: str = "sqlite"
     sqlite_path: Path = Path("var/dronetrack.sqlite3")
+    # Retention (a TTL, counted from when a row is written); 0 keeps rows for ever.
+    store_track_ttl_s: int = 7 * 86_400
+    store_alerts_ttl_s: int = 90 * 86_400
+    store_stats_ttl_s: int = 90 * 86_400
+
+    # Cassandra (DRONETRACK_STORE=cassandra). Contact points: host[,host...].
+    cassandra_contact_points: str = ""
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "dronetrack"
+    cassandra_local_dc: str = "datacenter1"
+    # Used by `dronetrack db create-keyspace`; NetworkTopologyStrategy places the replicas in
+    # cassandra_local_dc.
+    cassandra_replication_strategy: str = "NetworkTopologyStrategy"
+    cassandra_replication_factor: int = 3
+    cassandra_read_consistency: str = "LOCAL_QUORUM"
+    cassandra_write_consistency: str = "LOCAL_QUORUM"
+    cassandra_username: str = ""
+    cassandra_password: str = _secret()
+    cassandra_tls: bool = False
+    # CA bundle to verify the nodes with (empty: the system's); client cert/key for mutual TLS.
+    cassandra_tls_ca_file: str = ""
+    cassandra_tls_cert_file: str = ""
+    cassandra_tls_key_file: str = ""
+    cassandra_tls_check_hostname: bool = True
+    cassandra_connect_timeout_s: float = 10.0
+    cassandra_request_timeout_s: float = 10.0
+    # In-flight writes per process: enough to keep every replica busy, few enough to never
+    # overrun the driver's per-connection request limit.
+    cassandra_max_concurrent_writes: int = 64
+
     # Logs of the services that `dronetrack run` starts.
     log_dir: Path = Path("var/log")
 
@@ -85,8 +115,6 @@ class Settings:
     dashboard_session_max_age_s: int = 43_200
     # Trust X-Forwarded-Proto from a TLS-terminating proxy (marks session cookies Secure).
     dashboard_trust_proxy: bool = False
-    # Password of the demo user that `dronetrack run` creates. Empty: a random one, printed.
-    demo_password: str = _secret()
 
     sim_drones: int = 12
     sim_rate_hz: float = 1.0

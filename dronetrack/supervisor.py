@@ -58,7 +58,8 @@ class Supervisor:
         self.simulate = simulate
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
-        self.demo_user = ("demo", settings.demo_password or secrets.token_urlsafe(12))
+        # A fresh password every run, printed with the URLs: nothing guessable is ever left on.
+        self.demo_user = ("demo", secrets.token_urlsafe(12))
 
     def _spawn(self, name: str, argv: Sequence[str]) -> Child:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,15 @@
 """The store port: the few reads and writes the services need, whatever holds the tables.
 
-Adapters: ``sqlite`` (embedded default). Every write is idempotent: replaying a record leaves the
-tables as they were, so at-least-once delivery from Kafka neither loses nor duplicates anything.
+Adapters: ``sqlite`` (embedded default) and ``cassandra``. Every write is idempotent: replaying a
+record leaves the tables as they were, so at-least-once delivery from Kafka neither loses nor
+duplicates anything.
 Every read names the fleet, so one fleet never sees another's rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import msgspec
@@ -84,6 +86,36 @@ class User(msgspec.Struct, kw_only=True):
     disabled: bool = False
 
 
+class StoreError(RuntimeError):
+    """The store refused or failed an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached; the message says where it was looked for and what to set."""
+
+
+class SchemaOutdated(StoreError):
+    """The store's schema is older than this code: run ``dronetrack db migrate``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long rows live after they are written, in seconds (0: for ever). Cassandra applies it
+    as a TTL; SQLite stores an expiry time, hides expired rows and purges them."""
+
+    track_s: int
+    alerts_s: int
+    stats_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(
+            track_s=settings.store_track_ttl_s,
+            alerts_s=settings.store_alerts_ttl_s,
+            stats_s=settings.store_stats_ttl_s,
+        )
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and make sure the schema exists."""
@@ -143,11 +175,28 @@ class Store(Protocol):
 
     async def get_user(self, name: str) -> User | None: ...
 
+    async def list_users(self) -> list[User]:
+        """Every user, ordered by name."""
+
+    async def disable_user(self, name: str) -> bool:
+        """Refuse the user's logins from now on; False if there is no such user."""
+
+    # -- retention --------------------------------------------------------------------------
+    async def purge_expired(self) -> int:
+        """Delete rows past their retention now; the number deleted (Cassandra's TTL needs no
+        help, so its adapter returns 0)."""
+
 
 def open_store(settings: Settings) -> Store:
     """The adapter the settings select (not yet opened)."""
     if settings.store == "sqlite":
         from dronetrack.store.sqlite import SqliteStore
 
-        return SqliteStore(settings.sqlite_path)
-    raise ValueError(f"DRONETRACK_STORE={settings.store!r}: supported stores are 'sqlite'")
+        return SqliteStore(settings.sqlite_path, retention=Retention.from_settings(settings))
+    if settings.store == "cassandra":
+        from dronetrack.store.cassandra import CassandraStore
+
+        return CassandraStore(settings)
+    raise ValueError(
+        f"DRONETRACK_STORE={settings.store!r}: supported stores are 'sqlite' and 'cassandra'"
+    )

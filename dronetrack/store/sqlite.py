@@ -1,22 +1,27 @@
 """SQLite adapter: the embedded store. WAL mode lets the stream worker write while the
 dashboard (another process) reads. All calls run on one private thread so the event loop never
-blocks on disk and the connection is never shared between threads."""
+blocks on disk and the connection is never shared between threads.
+
+Retention mirrors Cassandra's TTL: a row written now with a retention of N seconds expires at
+now + N. Reads hide expired rows at once; the rows are deleted by ``purge_expired``, which the
+adapter also runs itself at most once a minute on the write path."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
 from dronetrack.record import Telemetry
-from dronetrack.store import Alert, FleetStats, TrackPoint, User
+from dronetrack.settings import Settings
+from dronetrack.store import Alert, FleetStats, Retention, TrackPoint, User, migrations
 
 T = TypeVar("T")
 
@@ -39,31 +44,55 @@ WHERE excluded.ts > latest_state.ts
        AND coalesce(excluded.seq, -1) >= coalesce(latest_state.seq, -1))
 """
 _UPSERT_TRACK = f"""
-INSERT OR REPLACE INTO track_points (fleet, drone_id, {", ".join(_TRACK_COLUMNS)})
-VALUES (:fleet, :drone_id, {_placeholders(_TRACK_COLUMNS)})
+INSERT OR REPLACE INTO track_points (fleet, drone_id, {", ".join(_TRACK_COLUMNS)}, expires_at)
+VALUES (:fleet, :drone_id, {_placeholders(_TRACK_COLUMNS)}, :expires_at)
 """
 
 # The worker owns raise/clear columns, the dashboard owns the acknowledgement: neither clobbers
-# the other, and a clear, once written, stays.
+# the other, and a clear, once written, stays. Rewriting an alert renews its retention, as
+# rewriting every column does under a Cassandra TTL.
 _UPSERT_ALERT = """
-INSERT INTO alerts (fleet, alert_id, drone_id, type, severity, raised_at, detail, cleared_at)
-VALUES (:fleet, :alert_id, :drone_id, :type, :severity, :raised_at, :detail, :cleared_at)
+INSERT INTO alerts (fleet, alert_id, drone_id, type, severity, raised_at, detail, cleared_at,
+                    expires_at)
+VALUES (:fleet, :alert_id, :drone_id, :type, :severity, :raised_at, :detail, :cleared_at,
+        :expires_at)
 ON CONFLICT (fleet, alert_id) DO UPDATE SET
   detail = excluded.detail,
-  cleared_at = coalesce(alerts.cleared_at, excluded.cleared_at)
+  cleared_at = coalesce(alerts.cleared_at, excluded.cleared_at),
+  expires_at = excluded.expires_at
 """
 _UPSERT_STATS = f"""
-INSERT OR REPLACE INTO fleet_stats ({", ".join(_STATS_COLUMNS)})
-VALUES ({_placeholders(_STATS_COLUMNS)})
+INSERT OR REPLACE INTO fleet_stats ({", ".join(_STATS_COLUMNS)}, expires_at)
+VALUES ({_placeholders(_STATS_COLUMNS)}, :expires_at)
 """
+# Acknowledgements: the earliest wins (ties: the greater user name), which is what Cassandra's
+# last-write-wins gives with the adapter's reversed write timestamps, whatever order they arrive.
+_ACK = """
+UPDATE alerts SET acknowledged_at = :at, acknowledged_by = :user
+WHERE fleet = :fleet AND alert_id = :alert_id AND (expires_at IS NULL OR expires_at > :now)
+  AND (acknowledged_at IS NULL OR acknowledged_at > :at
+       OR (acknowledged_at = :at AND acknowledged_by < :user))
+"""
+_LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _ALERT_SELECT = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts"
+_PURGE_EVERY_S = 60.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _expiry(ttl_s: int, now_ms: int) -> int | None:
+    return None if ttl_s == 0 else now_ms + ttl_s * 1000
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, retention: Retention | None = None) -> None:
         self.path = path
+        self.retention = retention or Retention.from_settings(Settings())
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        self._purged_at = 0.0
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._executor is None or self._db is None:
@@ -83,7 +112,7 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA busy_timeout = 5000")
-        db.executescript(files("dronetrack.store").joinpath("sqlite_schema.sql").read_text())
+        migrate(db)
         return db
 
     async def close(self) -> None:
@@ -97,21 +126,35 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
-    async def _write_many(self, statements: Sequence[str], items: Sequence[msgspec.Struct]) -> None:
+    async def _write_many(
+        self, statements: Sequence[str], items: Sequence[msgspec.Struct], ttl_s: int
+    ) -> None:
         """Run each statement over every item's fields, all in one transaction."""
-        rows = [msgspec.structs.asdict(item) for item in items]
+        now = _now_ms()
+        expires_at = _expiry(ttl_s, now)
+        rows = [{**msgspec.structs.asdict(item), "expires_at": expires_at} for item in items]
+        purge = time.monotonic() - self._purged_at >= _PURGE_EVERY_S
+        if purge:
+            self._purged_at = time.monotonic()
 
         def write(db: sqlite3.Connection) -> None:
             with db:
                 db.execute("BEGIN")
                 for sql in statements:
                     db.executemany(sql, rows)
+            if purge:
+                _purge(db, now)
 
         if rows:
             await self._run(write)
 
+    async def purge_expired(self) -> int:
+        self._purged_at = time.monotonic()
+        now = _now_ms()
+        return await self._run(lambda db: _purge(db, now))
+
     async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
-        await self._write_many((_UPSERT_LATEST, _UPSERT_TRACK), records)
+        await self._write_many((_UPSERT_LATEST, _UPSERT_TRACK), records, self.retention.track_s)
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._run(
@@ -138,53 +181,57 @@ class SqliteStore:
         before_ms: int | None = None,
         since_ms: int | None = None,
     ) -> list[TrackPoint]:
-        before = 2**63 - 1 if before_ms is None else before_ms
-        since = 0 if since_ms is None else since_ms
+        args = {
+            "fleet": fleet,
+            "drone_id": drone_id,
+            "since": 0 if since_ms is None else since_ms,
+            "before": 2**63 - 1 if before_ms is None else before_ms,
+            "limit": limit,
+            "now": _now_ms(),
+        }
         sql = (
             f"SELECT {', '.join(_TRACK_COLUMNS)} FROM track_points"
-            " WHERE fleet = ? AND drone_id = ? AND ts >= ? AND ts < ? ORDER BY ts DESC LIMIT ?"
+            " WHERE fleet = :fleet AND drone_id = :drone_id AND ts >= :since AND ts < :before"
+            f" AND {_LIVE} ORDER BY ts DESC LIMIT :limit"
         )
-        rows = await self._run(
-            lambda db: db.execute(sql, (fleet, drone_id, since, before, limit)).fetchall()
-        )
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
         return [TrackPoint(**_present(r)) for r in rows]
 
     async def write_alerts(self, alerts: Sequence[Alert]) -> None:
-        await self._write_many((_UPSERT_ALERT,), alerts)
+        await self._write_many((_UPSERT_ALERT,), alerts, self.retention.alerts_s)
 
     async def alerts(
         self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
     ) -> list[Alert]:
+        args = {"fleet": fleet, "since": since_ms, "until": until_ms, "limit": limit}
         sql = (
-            f"{_ALERT_SELECT} WHERE fleet = ? AND raised_at >= ? AND raised_at < ?"
-            " ORDER BY raised_at DESC, alert_id LIMIT ?"
+            f"{_ALERT_SELECT} WHERE fleet = :fleet AND raised_at >= :since AND raised_at < :until"
+            f" AND {_LIVE} ORDER BY raised_at DESC, alert_id LIMIT :limit"
         )
-        rows = await self._run(
-            lambda db: db.execute(sql, (fleet, since_ms, until_ms, limit)).fetchall()
-        )
+        rows = await self._run(lambda db: db.execute(sql, {**args, "now": _now_ms()}).fetchall())
         return [Alert(**_present(r)) for r in rows]
 
     async def drone_alerts(self, fleet: str, drone_id: str, *, limit: int = 100) -> list[Alert]:
+        args = {"fleet": fleet, "drone_id": drone_id, "limit": limit, "now": _now_ms()}
         sql = (
-            f"{_ALERT_SELECT} WHERE fleet = ? AND drone_id = ?"
-            " ORDER BY raised_at DESC, alert_id LIMIT ?"
+            f"{_ALERT_SELECT} WHERE fleet = :fleet AND drone_id = :drone_id AND {_LIVE}"
+            " ORDER BY raised_at DESC, alert_id LIMIT :limit"
         )
-        rows = await self._run(lambda db: db.execute(sql, (fleet, drone_id, limit)).fetchall())
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
         return [Alert(**_present(r)) for r in rows]
 
     async def acknowledge_alert(
         self, fleet: str, alert_id: str, user: str, at_ms: int
     ) -> Alert | None:
+        args = {"fleet": fleet, "alert_id": alert_id, "user": user, "at": at_ms, "now": _now_ms()}
+
         def ack(db: sqlite3.Connection) -> sqlite3.Row | None:
             with db:
                 db.execute("BEGIN")
-                db.execute(
-                    "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?"
-                    " WHERE fleet = ? AND alert_id = ? AND acknowledged_at IS NULL",
-                    (at_ms, user, fleet, alert_id),
-                )
+                db.execute(_ACK, args)
                 row: sqlite3.Row | None = db.execute(
-                    f"{_ALERT_SELECT} WHERE fleet = ? AND alert_id = ?", (fleet, alert_id)
+                    f"{_ALERT_SELECT} WHERE fleet = :fleet AND alert_id = :alert_id AND {_LIVE}",
+                    args,
                 ).fetchone()
                 return row
 
@@ -192,14 +239,16 @@ class SqliteStore:
         return None if row is None else Alert(**_present(row))
 
     async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:
-        await self._write_many((_UPSERT_STATS,), stats)
+        await self._write_many((_UPSERT_STATS,), stats, self.retention.stats_s)
 
     async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
+        args = {"fleet": fleet, "since": since_ms, "until": until_ms, "now": _now_ms()}
         sql = (
             f"SELECT {', '.join(_STATS_COLUMNS)} FROM fleet_stats"
-            " WHERE fleet = ? AND minute >= ? AND minute < ? ORDER BY minute"
+            f" WHERE fleet = :fleet AND minute >= :since AND minute < :until AND {_LIVE}"
+            " ORDER BY minute"
         )
-        rows = await self._run(lambda db: db.execute(sql, (fleet, since_ms, until_ms)).fetchall())
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
         return [FleetStats(**_present(r)) for r in rows]
 
     async def put_user(self, user: User) -> None:
@@ -214,18 +263,61 @@ class SqliteStore:
 
     async def get_user(self, name: str) -> User | None:
         row = await self._run(
-            lambda db: db.execute(
-                "SELECT name, password_hash, fleets, disabled FROM users WHERE name = ?", (name,)
-            ).fetchone()
+            lambda db: db.execute(f"{_USER_SELECT} WHERE name = ?", (name,)).fetchone()
         )
-        if row is None:
-            return None
-        return User(
-            name=row["name"],
-            password_hash=row["password_hash"],
-            fleets=json.loads(row["fleets"]),
-            disabled=bool(row["disabled"]),
+        return None if row is None else _user(row)
+
+    async def list_users(self) -> list[User]:
+        rows = await self._run(lambda db: db.execute(f"{_USER_SELECT} ORDER BY name").fetchall())
+        return [_user(r) for r in rows]
+
+    async def disable_user(self, name: str) -> bool:
+        changed = await self._run(
+            lambda db: db.execute("UPDATE users SET disabled = 1 WHERE name = ?", (name,)).rowcount
         )
+        return changed > 0
+
+
+_USER_SELECT = "SELECT name, password_hash, fleets, disabled FROM users"
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        fleets=json.loads(row["fleets"]),
+        disabled=bool(row["disabled"]),
+    )
+
+
+def migrate(db: sqlite3.Connection) -> tuple[int, int]:
+    """Bring the schema to the newest version in one transaction; (version before, after).
+
+    ``PRAGMA user_version`` holds the version. The write lock is taken before it is read, so two
+    processes opening the same file at once cannot both apply a migration."""
+    pending = migrations.load("sqlite")
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        before: int = db.execute("PRAGMA user_version").fetchone()[0]
+        for migration in pending[before:]:
+            for statement in migration.statements():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {len(pending)}")
+    return before, max(before, len(pending))
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _purge(db: sqlite3.Connection, now_ms: int) -> int:
+    deleted = 0
+    with db:
+        db.execute("BEGIN")
+        for table in ("track_points", "alerts", "fleet_stats"):
+            deleted += db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now_ms,)).rowcount
+    return deleted
 
 
 def _present(row: sqlite3.Row) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from dronetrack.record import Telemetry
-from dronetrack.store import Alert, FleetStats, Store, User, alert_id
+from dronetrack.store import Alert, FleetStats, Retention, Store, User, alert_id
+from tests.contract.conftest import StoreFactory
+from tests.integration.conftest import eventually
 
 T0 = 1_795_000_000_000
 
@@ -55,6 +58,7 @@ async def test_track_is_newest_first_and_pages(store: Store) -> None:
     assert [p.seq for p in rest] == [2, 1, 0]
     window = await store.track("f1", "d1", since_ms=T0 + 1000, before_ms=T0 + 3000)
     assert [p.seq for p in window] == [2, 1]
+    assert await store.track("f1", "d1", limit=0) == []
 
 
 async def test_every_read_is_scoped_to_its_fleet(store: Store) -> None:
@@ -133,3 +137,201 @@ async def test_users_round_trip(store: Store) -> None:
     await store.put_user(user)
     assert await store.get_user("ada") == user
     assert await store.get_user("bob") is None
+
+
+# -- days, paging, retention, isolation, concurrency --------------------------------------------
+DAY = 86_400_000
+MIDNIGHT = (T0 // DAY + 1) * DAY  # the first UTC midnight after T0
+
+
+def at(ts: int, drone: str = "d1", fleet: str = "f1", seq: int = 0) -> Telemetry:
+    return rec(drone, fleet=fleet, ts=ts, seq=seq, received_at=ts + 5)
+
+
+async def test_tracks_are_newest_first_across_day_boundaries(store: Store) -> None:
+    # Points either side of midnight, a day with nothing, and a point two days on.
+    times = [MIDNIGHT - 2000, MIDNIGHT - 1, MIDNIGHT, MIDNIGHT + 1500, MIDNIGHT + 2 * DAY + 7]
+    times += [MIDNIGHT - 3 * DAY]
+    await store.write_telemetry([at(t, seq=i) for i, t in enumerate(times)])
+    newest_first = sorted(times, reverse=True)
+    assert [p.ts for p in await store.track("f1", "d1")] == newest_first
+
+    page1 = await store.track("f1", "d1", limit=3)
+    page2 = await store.track("f1", "d1", limit=3, before_ms=page1[-1].ts)
+    assert [p.ts for p in page1 + page2] == newest_first
+
+    window = await store.track("f1", "d1", since_ms=MIDNIGHT - 1, before_ms=MIDNIGHT + 1500)
+    assert [p.ts for p in window] == [MIDNIGHT, MIDNIGHT - 1]
+    assert (
+        await store.track("f1", "d1", since_ms=MIDNIGHT + DAY, before_ms=MIDNIGHT + 2 * DAY) == []
+    )
+
+
+async def test_long_tracks_page_without_gaps_or_repeats(store: Store) -> None:
+    # Twenty minutes at 10 Hz across midnight: more rows in one day than one driver page (5000).
+    start = MIDNIGHT - 700_000
+    times = [start + i * 100 for i in range(12_000)]
+    for i in range(0, len(times), 1_000):
+        await store.write_telemetry([at(t, seq=j + i) for j, t in enumerate(times[i : i + 1_000])])
+
+    whole = await store.track("f1", "d1", limit=20_000)
+    assert [p.ts for p in whole] == times[::-1]
+
+    seen: list[int] = []
+    cursor: int | None = None
+    while True:
+        page = await store.track("f1", "d1", limit=700, before_ms=cursor)
+        if not page:
+            break
+        assert len(page) <= 700
+        seen += [p.ts for p in page]
+        cursor = page[-1].ts
+    assert seen == times[::-1]
+
+
+async def test_rows_expire_after_their_retention(store_factory: StoreFactory) -> None:
+    short = await store_factory(Retention(track_s=2, alerts_s=2, stats_s=2))
+    await short.write_telemetry([at(T0 + i) for i in range(3)])
+    await short.write_alerts([alert()])
+    await short.write_fleet_stats(
+        [
+            FleetStats(
+                fleet="f1",
+                minute=T0,
+                drones_active=1,
+                drones_in_flight=1,
+                battery_mean=50.0,
+                battery_min=50.0,
+                alerts_raised=1,
+            )
+        ]
+    )
+    window = {"since_ms": T0, "until_ms": T0 + 60_000}
+    assert len(await short.track("f1", "d1")) == 3
+    assert len(await short.alerts("f1", **window)) == 1
+    assert len(await short.fleet_stats("f1", **window)) == 1
+
+    async def all_gone() -> bool:
+        await short.purge_expired()
+        return (
+            await short.track("f1", "d1") == []
+            and await short.alerts("f1", **window) == []
+            and await short.drone_alerts("f1", "d1") == []
+            and await short.fleet_stats("f1", **window) == []
+        )
+
+    await eventually(all_gone, timeout=20, what="rows past their retention to disappear")
+    # Latest state is not a time series: it stays until the drone reports again.
+    assert await short.drone("f1", "d1") is not None
+
+
+async def test_alerts_stats_and_acknowledgements_are_scoped_to_their_fleet(store: Store) -> None:
+    await store.write_alerts([alert(fleet="f1"), alert(fleet="f2", detail="other")])
+    await store.write_fleet_stats(
+        [
+            FleetStats(
+                fleet=f,
+                minute=T0,
+                drones_active=n,
+                drones_in_flight=n,
+                battery_mean=50.0,
+                battery_min=40.0,
+                alerts_raised=0,
+            )
+            for f, n in (("f1", 1), ("f2", 2))
+        ]
+    )
+    await store.write_telemetry([rec(fleet="f2", i=i) for i in range(3)])
+    window = {"since_ms": T0, "until_ms": T0 + 60_000}
+
+    [mine] = await store.alerts("f1", **window)
+    assert mine.fleet == "f1"
+    assert [a.fleet for a in await store.drone_alerts("f2", "d1")] == ["f2"]
+    assert await store.alerts("f3", **window) == []
+    assert await store.drone_alerts("f3", "d1") == []
+    assert [s.drones_active for s in await store.fleet_stats("f2", **window)] == [2]
+    assert await store.track("f1", "d1") == []
+    assert await store.latest("f1") == []
+
+    acked = await store.acknowledge_alert("f1", mine.alert_id, "ada", T0 + 5)
+    assert acked is not None
+    assert acked.fleet == "f1"
+    [theirs] = await store.alerts("f2", **window)
+    assert theirs.state == "active", "acknowledging one fleet's alert leaves another's alone"
+
+
+async def test_the_earliest_acknowledgement_wins_in_any_order(store: Store) -> None:
+    raised = alert()
+    await store.write_alerts([raised])
+    await store.acknowledge_alert("f1", raised.alert_id, "bob", T0 + 20)
+    acked = await store.acknowledge_alert("f1", raised.alert_id, "ada", T0 + 10)
+    assert acked is not None
+    assert (acked.acknowledged_by, acked.acknowledged_at) == ("ada", T0 + 10)
+    [listed] = await store.alerts("f1", since_ms=T0, until_ms=T0 + 1)
+    [by_drone] = await store.drone_alerts("f1", "d1")
+    assert listed == by_drone == acked
+
+
+async def test_alerts_and_stats_span_days(store: Store) -> None:
+    raised = [MIDNIGHT - DAY - 5, MIDNIGHT - 5, MIDNIGHT + 5, MIDNIGHT + DAY + 5]
+    await store.write_alerts([alert(raised_at=t) for t in raised])
+    listed = await store.alerts("f1", since_ms=MIDNIGHT - 10, until_ms=MIDNIGHT + 2 * DAY)
+    assert [a.raised_at for a in listed] == [MIDNIGHT + DAY + 5, MIDNIGHT + 5, MIDNIGHT - 5]
+    two = await store.alerts("f1", since_ms=0, until_ms=MIDNIGHT + 2 * DAY, limit=2)
+    assert [a.raised_at for a in two] == [MIDNIGHT + DAY + 5, MIDNIGHT + 5]
+    assert [a.raised_at for a in await store.drone_alerts("f1", "d1", limit=3)] == sorted(
+        raised, reverse=True
+    )[:3]
+
+    minutes = [MIDNIGHT - 120_000, MIDNIGHT - 60_000, MIDNIGHT, MIDNIGHT + 60_000]
+    await store.write_fleet_stats(
+        [
+            FleetStats(
+                fleet="f1",
+                minute=m,
+                drones_active=i,
+                drones_in_flight=i,
+                battery_mean=1.0,
+                battery_min=1.0,
+                alerts_raised=0,
+            )
+            for i, m in enumerate(minutes)
+        ]
+    )
+    stats = await store.fleet_stats("f1", since_ms=MIDNIGHT - 60_000, until_ms=MIDNIGHT + 60_001)
+    assert [s.minute for s in stats] == minutes[1:], "oldest first"
+
+
+async def test_concurrent_writers_lose_and_duplicate_nothing(store_factory: StoreFactory) -> None:
+    a, b = await store_factory(), await store_factory()
+    batches = [
+        [rec(f"d{d}", i=i) for i in range(start, start + 50)]
+        for d in range(3)
+        for start in range(0, 200, 50)
+    ]
+    # Both writers write every batch (as two workers would around a rebalance), interleaved.
+    await asyncio.gather(
+        *(a.write_telemetry(batch) for batch in batches),
+        *(b.write_telemetry(batch) for batch in reversed(batches)),
+        a.write_alerts([alert(raised_at=T0 + i) for i in range(20)]),
+        b.write_alerts([alert(raised_at=T0 + i) for i in range(10, 30)]),
+    )
+    for d in range(3):
+        track = await a.track("f1", f"d{d}", limit=1_000)
+        assert [p.seq for p in track] == list(range(199, -1, -1))
+    assert [r.seq for r in await b.latest("f1")] == [199, 199, 199]
+    alerts = await b.alerts("f1", since_ms=T0, until_ms=T0 + 1_000)
+    assert [x.raised_at for x in alerts] == [T0 + i for i in range(29, -1, -1)]
+
+
+async def test_users_can_be_listed_and_disabled(store: Store) -> None:
+    for name in ("bob", "ada"):
+        await store.put_user(User(name=name, password_hash=f"$argon2id${name}", fleets=["f1"]))
+    assert [u.name for u in await store.list_users()] == ["ada", "bob"]
+    assert await store.disable_user("bob") is True
+    assert await store.disable_user("zed") is False
+    bob = await store.get_user("bob")
+    assert bob is not None
+    assert bob.disabled
+    assert [u.disabled for u in await store.list_users()] == [False, True]
+    assert await store.get_user("zed") is None

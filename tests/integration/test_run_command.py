@@ -3,6 +3,7 @@ stops on SIGTERM without leaving a process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -56,7 +57,6 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         "DRONETRACK_LOG_DIR": str(tmp_path / "log"),
         "DRONETRACK_DASHBOARD_TILE_URL": "",
         "DRONETRACK_SIM_RATE_HZ": "4",
-        "DRONETRACK_DEMO_PASSWORD": "demo-secret",
     }
     run = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; waits are bounded
         [sys.executable, "-m", "dronetrack", "run", "--drones", "5"],
@@ -65,13 +65,21 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{dashboard_port}"
+    banner: list[str] = []
     try:
+        # The banner names the demo user's fresh password.
+        assert run.stdout is not None
+        while not banner or "Press Ctrl-C" not in banner[-1]:
+            line = await asyncio.to_thread(run.stdout.readline)
+            assert line, "dronetrack run ended before printing its banner"
+            banner.append(line.decode())
+        password = next(ln for ln in banner if "sign in" in ln).split(" / ")[1].strip()
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
 
             async def signed_in() -> bool:
                 try:
-                    creds = {"name": "demo", "password": "demo-secret"}
+                    creds = {"name": "demo", "password": password}
                     async with http.post(f"{url}/api/login", json=creds) as response:
                         return response.status == 200
                 except aiohttp.ClientError:
@@ -105,9 +113,9 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
     finally:
         if run.poll() is None:
             run.kill()
-    text = output.decode()
+    text = "".join(banner) + output.decode()
     assert run.returncode == 0, text
     assert "dronetrack is running" in text
-    assert "sign in    demo / demo-secret" in text
+    assert f"sign in    demo / {password}" in text
     assert "dronetrack stopped." in text
     assert not [pid for pid in family if alive(pid)], "a child process outlived `dronetrack run`"

@@ -1,11 +1,10 @@
-"""Session cookies and password hashes: pure functions, no server."""
+"""Session cookies: pure functions, no server."""
 
 from __future__ import annotations
 
 import time
 
 from dashboard.auth import Session, decode_session, encode_session
-from dronetrack.passwords import hash_password, verify_password
 
 KEY = b"k" * 32
 
@@ -24,11 +23,3 @@ def test_a_session_round_trips_and_resists_tampering() -> None:
 def test_an_expired_session_is_no_session() -> None:
     cookie = encode_session(KEY, Session("alice", int(time.time()) - 1, "token"))
     assert decode_session(KEY, cookie) is None
-
-
-def test_passwords_verify_only_themselves() -> None:
-    stored = hash_password("s3cret")
-    assert stored.startswith("$argon2id$")
-    assert verify_password(stored, "s3cret")
-    assert not verify_password(stored, "S3cret")
-    assert not verify_password("not-a-hash", "s3cret")

@@ -1,0 +1,524 @@
+"""Cassandra adapter: the production store.
+
+The driver runs its own I/O thread; each request's future is bridged into asyncio with
+``call_soon_threadsafe``, so the event loop never waits on the driver. Statements are prepared
+once on ``open`` and marked idempotent (they all are: see ``cql.py``), which is what lets the
+retry policy and the callers retry them. Writes go through a semaphore so a large batch cannot
+flood the driver's request queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+from cassandra import InvalidRequest, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import NoHostAvailable
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from cassandra.util import Date
+
+from dronetrack import record
+from dronetrack.record import Telemetry
+from dronetrack.settings import Settings
+from dronetrack.store import (
+    Alert,
+    FleetStats,
+    Retention,
+    SchemaOutdated,
+    StoreError,
+    StoreUnavailable,
+    TrackPoint,
+    User,
+    cql,
+    migrations,
+)
+from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
+from dronetrack.store.cassandra_schema import schema_version
+
+DAY_MS = 86_400_000
+_MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.999Z
+# Acknowledgements are written with write timestamp ACK_EPOCH - at_ms, so under last-write-wins
+# the earliest acknowledgement wins whatever order they arrive in. Read as microseconds the
+# values lie in 1970 (2100-01-01 minus now, in ms, is ~2.3e12 us: late January 1970): far
+# below real write times, never in the future, and they only ever compete with each other
+# (nothing else writes or deletes the acknowledgement columns).
+_ACK_EPOCH = 4_102_444_800_000  # 2100-01-01 in ms
+# Track points of one partition travel in unlogged batches of this many rows (~3 KB, under
+# Cassandra's default 5 KB batch warning).
+_BATCH_ROWS = 32
+_record_decoder = msgspec.json.Decoder(Telemetry)
+
+
+def day_of(ts_ms: int) -> Date:
+    """The UTC day partition of an epoch-ms time."""
+    return Date(ts_ms // DAY_MS)
+
+
+def to_ms(value: dt.datetime) -> int:
+    """The driver returns ``timestamp`` columns as naive UTC datetimes, built through a float,
+    so far from 1970 they can be a microsecond short: round to the nearest millisecond."""
+    return (calendar.timegm(value.utctimetuple()) * 1_000_000 + value.microsecond + 500) // 1000
+
+
+def _opt_ms(value: dt.datetime | None) -> int | None:
+    return None if value is None else to_ms(value)
+
+
+def _unset(value: Any) -> Any:
+    """None as 'leave this column alone' (no tombstone), not as 'write a null'."""
+    return UNSET_VALUE if value is None else value
+
+
+def latest_write_time(rec: Telemetry) -> int:
+    """Write timestamp (µs) for latest state: the event time, then ``seq`` within one ms."""
+    return rec.ts * 1000 + (rec.seq % 1000 if rec.seq is not None else 0)
+
+
+def ack_write_time(at_ms: int) -> int:
+    """Write timestamp (µs) for an acknowledgement made at ``at_ms``: earlier is greater."""
+    return _ACK_EPOCH - at_ms
+
+
+class CassandraStore:
+    def __init__(self, settings: Settings, *, retention: Retention | None = None) -> None:
+        self.settings = settings
+        self.retention = retention or Retention.from_settings(settings)
+        self._cluster: Any = None
+        self._session: Any = None
+        self._prepared: dict[str, Any] = {}
+        self._write_cl: int | None = None
+        self._writes = asyncio.Semaphore(max(1, settings.cassandra_max_concurrent_writes))
+
+    def __repr__(self) -> str:
+        return (
+            f"CassandraStore({where(self.settings)}, keyspace={self.settings.cassandra_keyspace!r})"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect, check the schema version and prepare every statement (all off the loop)."""
+        await asyncio.to_thread(self._open_blocking)
+
+    def _open_blocking(self) -> None:
+        cluster = build_cluster(self.settings)
+        session = connect(cluster, self.settings, self.settings.cassandra_keyspace)
+        try:
+            have = schema_version(session)
+        except InvalidRequest as exc:  # no schema_migrations table: never migrated
+            cluster.shutdown()
+            raise SchemaOutdated(
+                f"keyspace {self.settings.cassandra_keyspace!r} has no schema: "
+                f"run `dronetrack db migrate` ({exc})"
+            ) from None
+        need = migrations.latest_version("cassandra")
+        if have < need:
+            cluster.shutdown()
+            raise SchemaOutdated(
+                f"keyspace {self.settings.cassandra_keyspace!r} is at schema version {have},"
+                f" this code needs {need}: run `dronetrack db migrate`"
+            )
+        write_cl = consistency(
+            self.settings.cassandra_write_consistency, "CASSANDRA_WRITE_CONSISTENCY"
+        )
+        try:
+            for name, text in cql.STATEMENTS.items():
+                prepared = session.prepare(text)
+                prepared.is_idempotent = True
+                if text.startswith(("INSERT", "UPDATE")):
+                    prepared.consistency_level = write_cl
+                self._prepared[name] = prepared
+        except BaseException:
+            cluster.shutdown()
+            raise
+        self._write_cl = write_cl
+        self._cluster, self._session = cluster, session
+
+    async def close(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster, self._session = self._cluster, None, None
+            await asyncio.to_thread(cluster.shutdown)
+
+    async def ping(self) -> None:
+        await self._query("schema_version", (cql.MIGRATION_SCOPE,))
+
+    # -- the asyncio bridge -----------------------------------------------------------------
+    def _bridge(self, response: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(fn: Any, value: Any) -> None:
+            if not future.done():
+                fn(value)
+
+        def on_result(rows: Any) -> None:
+            # RuntimeError: the loop closed while the request was in flight.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, future.set_result, rows)
+
+        def on_error(exc: BaseException) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, future.set_exception, exc)
+
+        response.add_callbacks(on_result, on_error)
+        return future
+
+    def _statement(self, name: str, params: Sequence[Any]) -> Any:
+        if self._session is None:
+            raise StoreError("store is not open")
+        return self._prepared[name].bind(params)
+
+    async def _query(
+        self, name: str, params: Sequence[Any], *, limit: int | None = None
+    ) -> list[Any]:
+        """Run a read and gather its pages (the driver pages by fetch_size) up to ``limit``."""
+        statement = self._statement(name, params)
+        if limit is not None:
+            statement.fetch_size = min(max(limit, 1), 5_000)
+        response = self._session.execute_async(statement)
+        rows: list[Any] = list(await _guard(self._bridge(response), self.settings) or [])
+        while response.has_more_pages and (limit is None or len(rows) < limit):
+            response.clear_callbacks()
+            response.start_fetching_next_page()
+            rows.extend(await _guard(self._bridge(response), self.settings) or [])
+        return rows if limit is None else rows[:limit]
+
+    async def _write(self, statement: Any) -> None:
+        async with self._writes:
+            await _guard(self._bridge(self._session.execute_async(statement)), self.settings)
+
+    async def _write_all(self, statements: Iterable[Any]) -> None:
+        await asyncio.gather(*(self._write(s) for s in statements))
+
+    def _batch(self, kind: int, items: Iterable[tuple[str, Sequence[Any]]]) -> Any:
+        batch = BatchStatement(batch_type=kind, consistency_level=self._write_cl)
+        for name, params in items:
+            batch.add(self._statement(name, params))
+        batch.is_idempotent = True
+        return batch
+
+    def _mark_days(self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int) -> list[Any]:
+        return [
+            self._statement("mark_day", (fleet, series, Date(day), ttl_s))
+            for fleet, series, day in fleet_series_days
+        ]
+
+    # -- telemetry --------------------------------------------------------------------------
+    async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
+        if not records:
+            return
+        ttl = self.retention.track_s
+        newest: dict[tuple[str, str], Telemetry] = {}
+        partitions: dict[tuple[str, str, int], list[Telemetry]] = defaultdict(list)
+        for rec in records:
+            key = (rec.fleet, rec.drone_id)
+            if key not in newest or latest_write_time(rec) >= latest_write_time(newest[key]):
+                newest[key] = rec
+            partitions[(rec.fleet, rec.drone_id, rec.ts // DAY_MS)].append(rec)
+        statements = [
+            self._statement(
+                "upsert_latest",
+                (r.fleet, r.drone_id, r.ts, record.encode(r).decode(), latest_write_time(r)),
+            )
+            for r in newest.values()
+        ]
+        for (fleet, drone_id, day), recs in partitions.items():
+            for start in range(0, len(recs), _BATCH_ROWS):
+                statements.append(
+                    self._batch(
+                        BatchType.UNLOGGED,
+                        (
+                            (
+                                "insert_track",
+                                (
+                                    fleet,
+                                    drone_id,
+                                    Date(day),
+                                    r.ts,
+                                    r.lat,
+                                    r.lon,
+                                    r.alt_m,
+                                    r.speed_mps,
+                                    r.heading_deg,
+                                    r.battery_pct,
+                                    _unset(r.seq),
+                                    ttl,
+                                ),
+                            )
+                            for r in recs[start : start + _BATCH_ROWS]
+                        ),
+                    )
+                )
+        days = {(f, f"track:{d}", day) for f, d, day in partitions}
+        statements.extend(self._mark_days(days, ttl))
+        await self._write_all(statements)
+
+    async def latest(self, fleet: str) -> list[Telemetry]:
+        rows = await self._query("latest", (fleet,))
+        return [_record_decoder.decode(r.record) for r in rows]
+
+    async def drone(self, fleet: str, drone_id: str) -> Telemetry | None:
+        rows = await self._query("drone", (fleet, drone_id))
+        return _record_decoder.decode(rows[0].record) if rows else None
+
+    async def _days(self, fleet: str, series: str, first_ms: int, last_ms: int) -> list[int]:
+        """Days of a series that hold rows, newest first, within [first_ms, last_ms]."""
+        if last_ms < first_ms:
+            return []
+        rows = await self._query(
+            "days_desc", (fleet, series, day_of(max(first_ms, 0)), day_of(min(last_ms, _MAX_TS)))
+        )
+        return [r.day.days_from_epoch for r in rows]
+
+    async def track(
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        limit: int = 1_000,
+        before_ms: int | None = None,
+        since_ms: int | None = None,
+    ) -> list[TrackPoint]:
+        if limit <= 0:  # CQL refuses LIMIT 0
+            return []
+        since = 0 if since_ms is None else since_ms
+        before = _MAX_TS + 1 if before_ms is None else before_ms
+        points: list[TrackPoint] = []
+        for day in await self._days(fleet, f"track:{drone_id}", since, before - 1):
+            if len(points) >= limit:
+                break
+            rows = await self._query(
+                "track_day",
+                (fleet, drone_id, Date(day), since, before, limit - len(points)),
+                limit=limit - len(points),
+            )
+            points.extend(
+                TrackPoint(
+                    ts=to_ms(r.ts),
+                    lat=r.lat,
+                    lon=r.lon,
+                    alt_m=r.alt_m,
+                    speed_mps=r.speed_mps,
+                    heading_deg=r.heading_deg,
+                    battery_pct=r.battery_pct,
+                    seq=r.seq,
+                )
+                for r in rows
+            )
+        return points
+
+    # -- alerts -----------------------------------------------------------------------------
+    async def write_alerts(self, alerts: Sequence[Alert]) -> None:
+        ttl = self.retention.alerts_s
+        statements = []
+        for a in alerts:
+            day, cleared = day_of(a.raised_at), _unset(a.cleared_at)
+            statements.append(
+                # Logged: the three views of one alert are written all or nothing.
+                self._batch(
+                    BatchType.LOGGED,
+                    [
+                        (
+                            "insert_alert",
+                            (
+                                a.fleet,
+                                a.alert_id,
+                                a.drone_id,
+                                a.type,
+                                a.severity,
+                                a.raised_at,
+                                a.detail,
+                                cleared,
+                                ttl,
+                            ),
+                        ),
+                        (
+                            "insert_alert_by_day",
+                            (
+                                a.fleet,
+                                day,
+                                a.raised_at,
+                                a.alert_id,
+                                a.drone_id,
+                                a.type,
+                                a.severity,
+                                a.detail,
+                                cleared,
+                                ttl,
+                            ),
+                        ),
+                        (
+                            "insert_alert_by_drone",
+                            (
+                                a.fleet,
+                                a.drone_id,
+                                a.raised_at,
+                                a.alert_id,
+                                a.type,
+                                a.severity,
+                                a.detail,
+                                cleared,
+                                ttl,
+                            ),
+                        ),
+                    ],
+                )
+            )
+        days = {(a.fleet, "alerts", a.raised_at // DAY_MS) for a in alerts}
+        statements.extend(self._mark_days(days, ttl))
+        await self._write_all(statements)
+
+    async def alerts(
+        self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
+    ) -> list[Alert]:
+        found: list[Alert] = []
+        if limit <= 0:
+            return found
+        for day in await self._days(fleet, "alerts", since_ms, until_ms - 1):
+            if len(found) >= limit:
+                break
+            rows = await self._query(
+                "alerts_day",
+                (fleet, Date(day), since_ms, until_ms, limit - len(found)),
+                limit=limit - len(found),
+            )
+            found.extend(_alert(fleet, r, r.drone_id) for r in rows)
+        return found
+
+    async def drone_alerts(self, fleet: str, drone_id: str, *, limit: int = 100) -> list[Alert]:
+        if limit <= 0:
+            return []
+        rows = await self._query("drone_alerts", (fleet, drone_id, limit), limit=limit)
+        return [_alert(fleet, r, drone_id) for r in rows]
+
+    async def acknowledge_alert(
+        self, fleet: str, alert_id: str, user: str, at_ms: int
+    ) -> Alert | None:
+        rows = await self._query("alert", (fleet, alert_id))
+        if not rows:
+            return None
+        row = rows[0]
+        raised_at = to_ms(row.raised_at)
+        # The acknowledgement lives exactly as long as the alert's own columns.
+        ttl = row[-1] or 0
+        head = (ttl, ack_write_time(at_ms), at_ms, user)
+        await self._write(
+            self._batch(
+                BatchType.LOGGED,
+                [
+                    ("ack_alert", (*head, fleet, alert_id)),
+                    ("ack_alert_by_day", (*head, fleet, day_of(raised_at), raised_at, alert_id)),
+                    ("ack_alert_by_drone", (*head, fleet, row.drone_id, raised_at, alert_id)),
+                ],
+            )
+        )
+        rows = await self._query("alert", (fleet, alert_id))
+        return _alert(fleet, rows[0], rows[0].drone_id, alert_id=alert_id) if rows else None
+
+    # -- fleet statistics -------------------------------------------------------------------
+    async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:
+        ttl = self.retention.stats_s
+        statements = [
+            self._statement(
+                "upsert_stats",
+                (
+                    s.fleet,
+                    day_of(s.minute),
+                    s.minute,
+                    s.drones_active,
+                    s.drones_in_flight,
+                    s.battery_mean,
+                    s.battery_min,
+                    s.alerts_raised,
+                    ttl,
+                ),
+            )
+            for s in stats
+        ]
+        days = {(s.fleet, "stats", s.minute // DAY_MS) for s in stats}
+        statements.extend(self._mark_days(days, ttl))
+        await self._write_all(statements)
+
+    async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
+        found: list[FleetStats] = []
+        for day in reversed(await self._days(fleet, "stats", since_ms, until_ms - 1)):
+            rows = await self._query("stats_day", (fleet, Date(day), since_ms, until_ms))
+            found.extend(
+                FleetStats(
+                    fleet=fleet,
+                    minute=to_ms(r.minute),
+                    drones_active=r.drones_active,
+                    drones_in_flight=r.drones_in_flight,
+                    battery_mean=r.battery_mean,
+                    battery_min=r.battery_min,
+                    alerts_raised=r.alerts_raised,
+                )
+                for r in rows
+            )
+        return found
+
+    # -- users ------------------------------------------------------------------------------
+    async def put_user(self, user: User) -> None:
+        params = (
+            cql.USERS_DIRECTORY,
+            user.name,
+            user.password_hash,
+            set(user.fleets),
+            user.disabled,
+        )
+        await self._write(self._statement("put_user", params))
+
+    async def get_user(self, name: str) -> User | None:
+        rows = await self._query("user", (cql.USERS_DIRECTORY, name))
+        return _user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self._query("users", (cql.USERS_DIRECTORY,))]
+
+    async def disable_user(self, name: str) -> bool:
+        if await self.get_user(name) is None:
+            return False
+        await self._write(self._statement("disable_user", (cql.USERS_DIRECTORY, name)))
+        return True
+
+    async def purge_expired(self) -> int:
+        """Cassandra expires rows by TTL itself."""
+        return 0
+
+
+async def _guard(pending: Awaitable[Any], settings: Settings) -> Any:
+    """Await a driver request, turning 'the cluster cannot answer now' (no replica reachable,
+    too few replicas alive or answering in time) into StoreUnavailable."""
+    try:
+        return await pending
+    except (NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout) as exc:
+        raise StoreUnavailable(f"Cassandra at {where(settings)} did not answer: {exc}") from exc
+
+
+def _alert(fleet: str, row: Any, drone_id: str, *, alert_id: str | None = None) -> Alert:
+    return Alert(
+        fleet=fleet,
+        drone_id=drone_id,
+        alert_id=alert_id if alert_id is not None else row.alert_id,
+        type=row.type,
+        severity=row.severity,
+        raised_at=to_ms(row.raised_at),
+        detail=row.detail or "",
+        cleared_at=_opt_ms(row.cleared_at),
+        acknowledged_at=_opt_ms(row.acknowledged_at),
+        acknowledged_by=row.acknowledged_by,
+    )
+
+
+def _user(row: Any) -> User:
+    return User(
+        name=row.name,
+        password_hash=row.password_hash,
+        fleets=sorted(row.fleets or ()),
+        disabled=bool(row.disabled),
+    )

@@ -1,0 +1,107 @@
+"""Every CQL statement the Cassandra adapter runs, in one place, so that the unit tests can
+check each against the tables of the migration files (full partition key restricted, clustering
+order respected, no ALLOW FILTERING, idempotent writes) without a cluster.
+
+All statements are idempotent and prepared as such: no counters, no list appends, no
+lightweight transactions. ``USING TIMESTAMP`` makes two kinds of write order-independent:
+latest state (event time wins) and acknowledgements (the earliest wins).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_TRACK_COLUMNS = "ts, lat, lon, alt_m, speed_mps, heading_deg, battery_pct, seq"
+_ALERT_VALUES = "drone_id, type, severity, detail, cleared_at, acknowledged_at, acknowledged_by"
+_STATS_COLUMNS = "minute, drones_active, drones_in_flight, battery_mean, battery_min, alerts_raised"
+_USER_COLUMNS = "name, password_hash, fleets, disabled"
+
+# Statements the migration runner needs before any migration has run.
+CREATE_MIGRATIONS_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " scope text, version int, name text, applied_at timestamp,"
+    " PRIMARY KEY ((scope), version)) WITH CLUSTERING ORDER BY (version DESC)"
+)
+MIGRATION_SCOPE: Final = "dronetrack"
+USERS_DIRECTORY: Final = "dashboard"
+
+STATEMENTS: Final[dict[str, str]] = {
+    # -- schema versions -------------------------------------------------------------------
+    "schema_version": "SELECT version FROM schema_migrations WHERE scope = ? LIMIT 1",
+    "record_migration": (
+        "INSERT INTO schema_migrations (scope, version, name, applied_at) VALUES (?, ?, ?, ?)"
+    ),
+    # -- telemetry -------------------------------------------------------------------------
+    "upsert_latest": (
+        "INSERT INTO latest_state (fleet, drone_id, ts, record) VALUES (?, ?, ?, ?)"
+        " USING TIMESTAMP ?"
+    ),
+    "latest": "SELECT record FROM latest_state WHERE fleet = ?",
+    "drone": "SELECT record FROM latest_state WHERE fleet = ? AND drone_id = ?",
+    "insert_track": (
+        f"INSERT INTO track_points (fleet, drone_id, day, {_TRACK_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "track_day": (
+        f"SELECT {_TRACK_COLUMNS} FROM track_points"
+        " WHERE fleet = ? AND drone_id = ? AND day = ? AND ts >= ? AND ts < ?"
+        " ORDER BY ts DESC LIMIT ?"
+    ),
+    # -- the days a series has rows on -------------------------------------------------------
+    "mark_day": "INSERT INTO series_days (fleet, series, day) VALUES (?, ?, ?) USING TTL ?",
+    "days_desc": (
+        "SELECT day FROM series_days WHERE fleet = ? AND series = ? AND day >= ? AND day <= ?"
+    ),
+    # -- alerts ----------------------------------------------------------------------------
+    "insert_alert": (
+        "INSERT INTO alerts (fleet, alert_id, drone_id, type, severity, raised_at, detail,"
+        " cleared_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "insert_alert_by_day": (
+        "INSERT INTO alerts_by_fleet_day (fleet, day, raised_at, alert_id, drone_id, type,"
+        " severity, detail, cleared_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "insert_alert_by_drone": (
+        "INSERT INTO alerts_by_drone (fleet, drone_id, raised_at, alert_id, type, severity,"
+        " detail, cleared_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "alert": (
+        f"SELECT raised_at, {_ALERT_VALUES}, TTL(type) FROM alerts WHERE fleet = ? AND alert_id = ?"
+    ),
+    "alerts_day": (
+        f"SELECT raised_at, alert_id, {_ALERT_VALUES} FROM alerts_by_fleet_day"
+        " WHERE fleet = ? AND day = ? AND raised_at >= ? AND raised_at < ? LIMIT ?"
+    ),
+    "drone_alerts": (
+        f"SELECT raised_at, alert_id, {_ALERT_VALUES.replace('drone_id, ', '')}"
+        " FROM alerts_by_drone WHERE fleet = ? AND drone_id = ? LIMIT ?"
+    ),
+    "ack_alert": (
+        "UPDATE alerts USING TTL ? AND TIMESTAMP ? SET acknowledged_at = ?, acknowledged_by = ?"
+        " WHERE fleet = ? AND alert_id = ?"
+    ),
+    "ack_alert_by_day": (
+        "UPDATE alerts_by_fleet_day USING TTL ? AND TIMESTAMP ?"
+        " SET acknowledged_at = ?, acknowledged_by = ?"
+        " WHERE fleet = ? AND day = ? AND raised_at = ? AND alert_id = ?"
+    ),
+    "ack_alert_by_drone": (
+        "UPDATE alerts_by_drone USING TTL ? AND TIMESTAMP ?"
+        " SET acknowledged_at = ?, acknowledged_by = ?"
+        " WHERE fleet = ? AND drone_id = ? AND raised_at = ? AND alert_id = ?"
+    ),
+    # -- fleet statistics ------------------------------------------------------------------
+    "upsert_stats": (
+        f"INSERT INTO fleet_stats (fleet, day, {_STATS_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+    ),
+    "stats_day": (
+        f"SELECT {_STATS_COLUMNS} FROM fleet_stats"
+        " WHERE fleet = ? AND day = ? AND minute >= ? AND minute < ?"
+    ),
+    # -- users -----------------------------------------------------------------------------
+    "put_user": (f"INSERT INTO users (directory, {_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"),
+    "user": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ? AND name = ?",
+    "users": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ?",
+    "disable_user": "UPDATE users SET disabled = true WHERE directory = ? AND name = ?",
+}

@@ -1,0 +1,48 @@
+"""`dronetrack db migrate` for Cassandra, over the in-process stand-in (cassandra_standin.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dronetrack.settings import Settings
+from dronetrack.store import SchemaOutdated, cassandra_schema, migrations
+from dronetrack.store.cassandra import CassandraStore
+from tests.cassandra_standin import StandinCluster, install
+
+SETTINGS = Settings(store="cassandra", cassandra_contact_points="standin")
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandinCluster]:
+    standin = install(monkeypatch)
+    yield standin
+    standin.io.shutdown(wait=True)
+
+
+def test_migrate_is_idempotent_and_records_the_version(cluster: StandinCluster) -> None:
+    latest = migrations.latest_version("cassandra")
+    assert cassandra_schema.migrate(SETTINGS) == (0, latest)
+    assert cassandra_schema.migrate(SETTINGS) == (latest, latest)
+    assert cassandra_schema.version(SETTINGS) == latest
+    assert cluster.ttl["track_points"] == SETTINGS.store_track_ttl_s
+    assert list(cluster.metadata.keyspaces) == ["dronetrack"], "migrate creates the keyspace"
+    assert cassandra_schema.create_keyspace(SETTINGS) is None, "an existing one is left alone"
+
+
+def test_migrate_applies_changed_retention_to_existing_tables(cluster: StandinCluster) -> None:
+    cassandra_schema.migrate(SETTINGS)
+    cassandra_schema.migrate(SETTINGS.replace(store_track_ttl_s=86_400, store_alerts_ttl_s=0))
+    assert cluster.ttl["track_points"] == 86_400
+    assert cluster.ttl["alerts_by_drone"] == 0
+
+
+async def test_the_adapter_refuses_an_unmigrated_keyspace(cluster: StandinCluster) -> None:
+    with pytest.raises(SchemaOutdated, match="dronetrack db migrate"):
+        await CassandraStore(SETTINGS).open()
+    cassandra_schema.migrate(SETTINGS)
+    store = CassandraStore(SETTINGS)
+    await store.open()
+    await store.ping()
+    await store.close()
