@@ -38,7 +38,8 @@ class Loader:
 
 
 def requests(cache: Cache, result: str) -> float:
-    return cache.metrics.requests.labels(result)._value.get()
+    value: float = cache.metrics.requests.labels(result)._value.get()
+    return value
 
 
 @pytest.fixture(params=["redis", "memory"])
