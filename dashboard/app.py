@@ -3,6 +3,7 @@ reading through the shared cache."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from dashboard import auth, handlers
 from dashboard.cache import open_cache
-from dashboard.keys import CACHE, HUB, READS, SESSION_KEY, SETTINGS, STORE
+from dashboard.keys import CACHE, HUB, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, STORE
 from dashboard.live import LiveHub
 from dashboard.reads import Reads
 from dashboard.routes import setup_routes
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.dashboard_session_secret:
         log.warning("no DRONETRACK_DASHBOARD_SESSION_SECRET: sessions end when this process does")
     app[SESSION_KEY] = auth.session_key(settings.dashboard_session_secret)
+    app[LOGIN_SLOTS] = asyncio.Semaphore(2)
     instrument(app)
     app.middlewares.append(auth.guard)
     app.cleanup_ctx.append(_resources)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from dashboard.keys import READS, SESSION_KEY, SETTINGS
+from dashboard.keys import LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS
 from dronetrack.passwords import verify_password
 from dronetrack.web import problem
 
@@ -156,7 +156,8 @@ async def login(request: web.Request) -> web.Response:
     # argon2 is deliberately slow and memory-hard: keep it off the event loop. An unknown name
     # (None) costs the same work as a wrong password, so timing does not reveal names.
     stored = user.password_hash if user is not None else None
-    ok = await asyncio.to_thread(verify_password, stored, creds.password)
+    async with request.app[LOGIN_SLOTS]:
+        ok = await asyncio.to_thread(verify_password, stored, creds.password)
     if user is None or user.disabled or not ok:
         return problem(401, "Wrong name or password")
     settings = request.app[SETTINGS]

@@ -1,8 +1,10 @@
 """Live updates over Server-Sent Events.
 
 One feed per fleet per replica polls the cached reads once per interval and fans the result out
-to every open page of that fleet, sending only what changed. A slow client is never queued up:
-it keeps only the newest snapshot of each event, so memory stays flat and it catches up at once.
+to every open page of that fleet. A page first gets full snapshots (``drones``, ``alerts``), then
+only the drones that reported since (``drones-delta``), so a large fleet costs bandwidth in
+proportion to what moved. A slow client is never queued up: if it has not taken the previous
+update, it gets the newest full snapshot instead, so memory stays flat and it catches up at once.
 The browser's EventSource reconnects by itself; ``retry`` tells it how soon.
 """
 
@@ -30,12 +32,25 @@ _encoder = msgspec.json.Encoder()
 class Subscriber:
     def __init__(self) -> None:
         self.pending: dict[str, bytes] = {}
+        self.offered: set[str] = set()  # snapshots this client has had: deltas may follow
         self.wake = asyncio.Event()
         self.closed = False
 
     def offer(self, event: str, data: bytes) -> None:
         self.pending[event] = data  # replaces an unsent older snapshot
+        self.offered.add(event)
         self.wake.set()
+
+    def offer_change(self, event: str, snapshot: bytes, delta: bytes) -> None:
+        """A delta holds only on top of everything sent before it: a client still holding an
+        unsent update gets the full snapshot in its place."""
+        delta_event = event + "-delta"
+        if event not in self.offered or event in self.pending or delta_event in self.pending:
+            self.pending.pop(delta_event, None)
+            self.offer(event, snapshot)
+        else:
+            self.pending[delta_event] = delta
+            self.wake.set()
 
     def close(self) -> None:
         self.closed = True
@@ -57,6 +72,7 @@ class FleetFeed:
         self.subscribers: set[Subscriber] = set()
         self.last: dict[str, bytes] = {}  # event -> newest data sent
         self.content: dict[str, bytes] = {}  # event -> its payload without the clock
+        self.versions: dict[str, tuple[int, int | None]] = {}  # drone -> (ts, seq) last sent
         self.task: asyncio.Task[None] | None = None
 
     def add(self, sub: Subscriber) -> None:
@@ -79,18 +95,25 @@ class FleetFeed:
         drones = await self.reads.latest(self.fleet)
         alerts = await self.reads.recent_alerts(self.fleet)
         now = now_ms()
-        for event, body in (
-            ("drones", {"now": now, "drones": drones}),
-            ("alerts", {"now": now, "alerts": alerts}),
-        ):
-            content = _encoder.encode(body[event])
-            if self.content.get(event) == content:
-                continue
-            self.content[event] = content
-            data = _encoder.encode(body)
-            self.last[event] = data
+        versions = {d.drone_id: (d.ts, d.seq) for d in drones}
+        changed = [d for d in drones if self.versions.get(d.drone_id) != versions[d.drone_id]]
+        vanished = not self.versions.keys() <= versions.keys()
+        self.versions = versions
+        if changed or vanished or "drones" not in self.last:
+            snapshot = _encoder.encode({"now": now, "drones": drones})
+            self.last["drones"] = snapshot
+            delta = _encoder.encode({"now": now, "drones": changed})
             for sub in self.subscribers:
-                sub.offer(event, data)
+                if vanished:  # a delta cannot say "gone"
+                    sub.offer("drones", snapshot)
+                else:
+                    sub.offer_change("drones", snapshot, delta)
+        content = _encoder.encode(alerts)
+        if self.content.get("alerts") != content:
+            self.content["alerts"] = content
+            self.last["alerts"] = data = _encoder.encode({"now": now, "alerts": alerts})
+            for sub in self.subscribers:
+                sub.offer("alerts", data)
 
     async def stop(self) -> None:
         for sub in self.subscribers:

@@ -219,7 +219,8 @@ def document() -> Json:
             _ok("The window's flights", {"type": "object"}),
         ),
         "/api/events": _get(
-            "Live updates as Server-Sent Events: `drones` and `alerts`, each a full snapshot",
+            "Live updates as Server-Sent Events: `drones` and `alerts` (full snapshots), then "
+            "`drones-delta` (only the drones that reported since; merge by drone_id)",
             [_FLEET],
             {"description": "An event stream", "content": {"text/event-stream": {}}},
         ),

@@ -266,10 +266,16 @@ function connect() {
   const es = new EventSource(`/api/events?fleet=${encodeURIComponent(state.fleet)}`);
   state.events = es;
   es.onopen = () => setLive("live", "on");
-  es.addEventListener("drones", (e) => {
+  es.addEventListener("drones", (e) => {  // the whole fleet
     const data = JSON.parse(e.data);
     state.clockOffset = data.now - Date.now();
     state.drones = new Map(data.drones.map((d) => [d.drone_id, d]));
+    if (!state.replay) renderDrones();
+  });
+  es.addEventListener("drones-delta", (e) => {  // only the drones that reported since
+    const data = JSON.parse(e.data);
+    state.clockOffset = data.now - Date.now();
+    for (const d of data.drones) state.drones.set(d.drone_id, d);
     if (!state.replay) renderDrones();
   });
   es.addEventListener("alerts", (e) => {

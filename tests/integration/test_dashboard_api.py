@@ -3,12 +3,15 @@ paging and time ranges."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
+import aiohttp
 import pytest
 
 from dashboard.openapi import document
-from tests.dashboard_env import TRACK_POINTS, Dashboard, telemetry
+from tests.dashboard_env import TRACK_POINTS, Dashboard, now_ms, telemetry
 
 # Every API path with a drone/alert of fleet "bravo": alice (fleet alpha) must get 404 for each.
 FOREIGN = [
@@ -252,25 +255,31 @@ async def test_stats_count_the_fleet_now_and_per_minute(dashboard: Dashboard) ->
     assert len(stats["minutes"]) == 3
 
 
-async def test_live_events_stream_the_fleet(dashboard: Dashboard) -> None:
+async def next_event(stream: aiohttp.StreamReader) -> tuple[str, dict[str, Any]]:
+    name = ""
+    async for line in stream:
+        if line.startswith(b"event: "):
+            name = line[7:].strip().decode()
+        elif line.startswith(b"data: "):
+            return name, json.loads(line[6:])
+    raise AssertionError("the event stream ended")
+
+
+async def test_live_events_stream_the_fleet_then_only_changes(dashboard: Dashboard) -> None:
     async with dashboard.client() as http:
         await dashboard.login(http, "alice")
         async with http.get("/api/events") as r:
             assert r.status == 200
             assert r.headers["Content-Type"] == "text/event-stream"
             assert await r.content.readline() == b"retry: 2000\n", "how soon to reconnect"
-            events: dict[str, bytes] = {}
-            name = ""
-            async for line in r.content:
-                if line.startswith(b"event: "):
-                    name = line[7:].strip().decode()
-                elif line.startswith(b"data: "):
-                    events[name] = line[6:]
-                if {"drones", "alerts"} <= set(events):
-                    break
-    assert b'"a-1"' in events["drones"]
-    assert b"b-1" not in events["drones"]
-    assert b"battery_critical" in events["alerts"]
+            first = dict([await next_event(r.content), await next_event(r.content)])
+            assert {d["drone_id"] for d in first["drones"]["drones"]} == {"a-1", "a-2", "a-3"}
+            assert {a["drone_id"] for a in first["alerts"]["alerts"]} == {"a-1", "a-2"}
+
+            await dashboard.store.write_telemetry([telemetry("alpha", "a-2", now_ms())])
+            name, delta = await next_event(r.content)
+    assert name == "drones-delta"
+    assert [d["drone_id"] for d in delta["drones"]] == ["a-2"], "only the drone that reported"
 
 
 async def test_openapi_document_is_public(dashboard: Dashboard) -> None:
