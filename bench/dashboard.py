@@ -48,6 +48,7 @@ class Tally:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     sse_events: int = 0
+    sse_bytes: int = 0
     sse_connected: int = 0
 
 
@@ -100,6 +101,7 @@ async def sse_client(
 
 async def _count_events(response: aiohttp.ClientResponse, tally: Tally) -> None:
     async for line in response.content:
+        tally.sse_bytes += len(line)
         if line.startswith(b"event: "):
             tally.sse_events += 1
 
@@ -216,7 +218,7 @@ def report(
     )
     print(
         f"  SSE               {tally.sse_connected} connected, {tally.sse_events} events "
-        f"({tally.sse_events / elapsed:,.0f}/s)"
+        f"({tally.sse_events / elapsed:,.0f}/s, {tally.sse_bytes / elapsed / 1e6:.2f} MB/s)"
     )
     print(
         f"  store reads       {reads:>9.0f} ({reads / elapsed:.1f}/s; "
