@@ -79,6 +79,14 @@ class Dashboard:
     store: SqliteStore  # a second connection to the dashboard's store, as the worker has
     settings: Settings
     t0: int  # when the seeded history ends
+    server: TestServer
+
+    async def restart(self) -> None:
+        """Stop the dashboard and start a new one on the same port (a deploy, a crash)."""
+        port = self.server.port
+        await self.server.close()
+        self.server = TestServer(create_app(self.settings), host="127.0.0.1", port=port)
+        await self.server.start_server()
 
     def client(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
@@ -152,10 +160,11 @@ async def dashboard(tmp_path: Path) -> AsyncIterator[Dashboard]:
     await seed(store, t0)
     server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
     await server.start_server()
+    running = Dashboard(f"http://127.0.0.1:{server.port}", store, settings, t0, server)
     try:
-        yield Dashboard(f"http://127.0.0.1:{server.port}", store, settings, t0)
+        yield running
     finally:
-        await server.close()
+        await running.server.close()
         await store.close()
 
 

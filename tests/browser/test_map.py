@@ -28,6 +28,18 @@ async def top_of(page: Page, drone_id: str) -> float:
     return box["y"]
 
 
+async def moved_up(page: Page, drone_id: str, was_y: float) -> None:
+    """Wait until the drone's marker sits higher on screen (it flew north) without a reload."""
+    await page.wait_for_function(
+        """([id, y]) => {
+            const el = document.querySelector(`.leaflet-marker-pane .drone[data-drone-id="${id}"]`);
+            return el && el.getBoundingClientRect().y < y - 10;
+        }""",
+        arg=[drone_id, was_y],
+        timeout=15_000,
+    )
+
+
 async def test_fleet_map_live(page: Page, dashboard: Dashboard, artifacts: Path) -> None:
     t0 = now_ms()
     await dashboard.store.write_telemetry(
@@ -67,14 +79,7 @@ async def test_fleet_map_live(page: Page, dashboard: Dashboard, artifacts: Path)
     # New telemetry moves the marker without a reload.
     before = await top_of(page, "a-2")
     await dashboard.store.write_telemetry([telemetry("alpha", "a-2", now_ms(), north=0.01)])
-    await page.wait_for_function(
-        """([id, y]) => {
-            const el = document.querySelector(`.leaflet-marker-pane .drone[data-drone-id="${id}"]`);
-            return el && el.getBoundingClientRect().y < y - 10;
-        }""",
-        arg=["a-2", before],
-        timeout=10_000,
-    )
+    await moved_up(page, "a-2", before)
 
     # A new alert appears in the fleet's list, and can be acknowledged there.
     raised = alert("alpha", "a-3", now_ms(), "battery_critical")
@@ -138,3 +143,15 @@ async def test_a_large_fleet_clusters(page: Page, dashboard: Dashboard, artifact
     )
     assert "crit" in rings, "a cluster holding a drone below 15 % shows it"
     await page.screenshot(path=artifacts / "large-fleet.png")
+
+
+async def test_live_updates_resume_after_the_server_restarts(
+    page: Page, dashboard: Dashboard
+) -> None:
+    await sign_in(page, dashboard, "alice")
+    await expect(page.locator("#live")).to_have_text("live")
+    before = await top_of(page, "a-3")
+    await dashboard.restart()
+    await dashboard.store.write_telemetry([telemetry("alpha", "a-3", now_ms(), north=0.01)])
+    await moved_up(page, "a-3", before)
+    await expect(page.locator("#live")).to_have_text("live")
