@@ -20,6 +20,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
@@ -93,8 +94,8 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:  # not a browser, or a same-origin GET-like navigation
         return True
-    scheme = "https" if _secure(request) else "http"
-    return origin == f"{scheme}://{request.host}"
+    # Host only: behind a TLS-terminating proxy the scheme we see is not the browser's.
+    return urlsplit(origin).netloc == request.host
 
 
 async def principal(request: web.Request) -> Principal | None:
