@@ -1,42 +1,64 @@
-"""The dashboard's app factory: a JSON API over the materialized tables and the map page."""
+"""The dashboard's app factory: the map page and a JSON API over the store, behind a login,
+reading through the shared cache."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import xstatic.pkg.leaflet
 from aiohttp import web
 
-from dashboard import handlers
-from dashboard.keys import SETTINGS, STORE
+from dashboard import auth, handlers
+from dashboard.cache import open_cache
+from dashboard.keys import CACHE, HUB, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, STORE
+from dashboard.live import LiveHub
+from dashboard.reads import Reads
+from dashboard.routes import setup_routes
 from dronetrack.settings import Settings
 from dronetrack.store import open_store
-from dronetrack.web import READY_CHECKS, instrument
+from dronetrack.web import READY_CHECKS, REGISTRY, instrument
 
-STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[handlers.problems])
     app[SETTINGS] = settings
+    if not settings.dashboard_session_secret:
+        log.warning("no DRONETRACK_DASHBOARD_SESSION_SECRET: sessions end when this process does")
+    app[SESSION_KEY] = auth.session_key(settings.dashboard_session_secret)
+    app[LOGIN_SLOTS] = asyncio.Semaphore(2)
     instrument(app)
-    app.cleanup_ctx.append(_store)
-    app.router.add_get("/", handlers.index)
-    app.router.add_get("/api/drones", handlers.list_drones)
-    app.router.add_get("/api/drones/{drone_id}", handlers.get_drone)
-    app.router.add_get("/api/drones/{drone_id}/track", handlers.get_track)
-    app.router.add_static("/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
-    app.router.add_static("/static", STATIC)
+    app.middlewares.append(auth.guard)
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_end_streams)
+    setup_routes(app)
     return app
 
 
-async def _store(app: web.Application) -> AsyncIterator[None]:
-    store = open_store(app[SETTINGS])
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Store, then cache, then the live hub on top; closed in the reverse order."""
+    settings = app[SETTINGS]
+    store = open_store(settings)
     await store.open()
     app[STORE] = store
     app[READY_CHECKS]["store"] = store.ping
+    cache = open_cache(settings.redis_url, app[REGISTRY])
+    app[CACHE] = cache
+    reads = Reads(store, cache, settings.dashboard_cache_ttl_ms, app[REGISTRY])
+    app[READS] = reads
+    hub = LiveHub(reads, settings.dashboard_refresh_ms / 1000, app[REGISTRY])
+    app[HUB] = hub
     try:
         yield
     finally:
+        await hub.close()
+        await cache.close()
         await store.close()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open event streams would hold a graceful shutdown until its timeout: end them first."""
+    if HUB in app:
+        await app[HUB].close()

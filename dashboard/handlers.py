@@ -1,60 +1,270 @@
-"""HTTP handlers of the dashboard."""
+"""HTTP handlers of the dashboard's JSON API and page. Every API handler reads through
+``Reads`` (the cache) and names the fleet it got from ``auth.fleet_of``: a fleet or drone the
+user may not see is answered exactly like one that does not exist (404)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
 from aiohttp import web
 
-from dashboard.keys import SETTINGS, STORE
-from dronetrack.web import problem
+from dashboard.auth import current, fleet_of
+from dashboard.keys import HUB, READS, SETTINGS
+from dashboard.openapi import document
+from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
+from dronetrack.web import Handler, problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
 _encoder = msgspec.json.Encoder()
+
+MAX_TRACK_LIMIT = 10_000
+MAX_ALERTS_LIMIT = 1_000
+MAX_REPLAY_MS = 6 * 3600 * 1000
+REPLAY_POINTS_PER_DRONE = 5_000
+
+
+# Scripts only from this origin, tiles from anywhere, never framed (an Acknowledge button must
+# not be clickable through another site's overlay).
+_PAGE_SECURITY = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https: http:; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class Problem(Exception):
+    """Raised by a handler to answer with a problem+json response."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class BadQuery(Problem):
+    """A query parameter is malformed; the message says which and why."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, "Bad query", detail)
 
 
 def _json(payload: object) -> web.Response:
     return web.Response(body=_encoder.encode(payload), content_type="application/json")
 
 
+def _time(request: web.Request, name: str) -> int | None:
+    """A time parameter: epoch milliseconds or an RFC 3339 timestamp with a zone."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadQuery(f"{name}={raw!r} is neither epoch milliseconds nor RFC 3339") from None
+    if parsed.tzinfo is None:
+        raise BadQuery(f"{name}={raw!r} needs a time zone (e.g. Z)")
+    return int(parsed.timestamp() * 1000)
+
+
+def _limit(request: web.Request, default: int, maximum: int) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadQuery(f"limit must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
 def _fleet(request: web.Request) -> str:
-    return request.app[SETTINGS].default_fleet
+    fleet = fleet_of(request)
+    if fleet is None:
+        raise Problem(404, "Unknown fleet", "no such fleet among yours")
+    return fleet
+
+
+async def _known_drone(request: web.Request, fleet: str) -> str:
+    """The path's drone id, if that drone is in ``fleet`` (another fleet's drone is unknown)."""
+    drone_id = request.match_info["drone_id"]
+    if await request.app[READS].drone(fleet, drone_id) is None:
+        raise Problem(404, "Unknown drone", f"no drone {drone_id!r} in this fleet")
+    return drone_id
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as exc:
+        return problem(exc.status, exc.title, exc.detail)
 
 
 async def index(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     config = json.dumps(
-        {"tileUrl": settings.dashboard_tile_url, "refreshMs": settings.dashboard_refresh_ms}
+        {
+            "tileUrl": settings.dashboard_tile_url,
+            "staleAfterMs": int(settings.dashboard_stale_after_s * 1000),
+            "lostAfterMs": int(settings.dashboard_lost_after_s * 1000),
+        }
     ).replace("</", "<\\/")
-    return web.Response(text=_INDEX.replace("{{CONFIG}}", config), content_type="text/html")
+    return web.Response(
+        text=_INDEX.replace("{{CONFIG}}", config),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store", **_PAGE_SECURITY},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(document())
 
 
 async def list_drones(request: web.Request) -> web.Response:
-    drones = await request.app[STORE].latest(_fleet(request))
-    return _json({"drones": drones})
+    fleet = _fleet(request)
+    settings = request.app[SETTINGS]
+    head = _encoder.encode(
+        {
+            "fleet": fleet,
+            "now": now_ms(),
+            "stale_after_ms": int(settings.dashboard_stale_after_s * 1000),
+            "lost_after_ms": int(settings.dashboard_lost_after_s * 1000),
+        }
+    )
+    # The cached array is spliced in as it is: no decode and re-encode on the busiest path.
+    drones = await request.app[READS].latest_json(fleet)
+    return web.Response(
+        body=head[:-1] + b',"drones":' + drones + b"}", content_type="application/json"
+    )
 
 
 async def get_drone(request: web.Request) -> web.Response:
-    drone_id = request.match_info["drone_id"]
-    drone = await request.app[STORE].drone(_fleet(request), drone_id)
-    if drone is None:
-        return problem(404, "Unknown drone", f"no drone {drone_id!r} in this fleet")
+    fleet = _fleet(request)
+    drone = await request.app[READS].drone(fleet, await _known_drone(request, fleet))
     return _json(drone)
 
 
 async def get_track(request: web.Request) -> web.Response:
-    drone_id = request.match_info["drone_id"]
-    try:
-        limit = int(request.query.get("limit", "1000"))
-        before = request.query.get("before")
-        before_ms = None if before is None else int(before)
-    except ValueError:
-        return problem(400, "Bad query", "limit and before must be integers")
-    if not 1 <= limit <= 10_000:
-        return problem(400, "Bad query", "limit must be between 1 and 10000")
-    points = await request.app[STORE].track(
-        _fleet(request), drone_id, limit=limit, before_ms=before_ms
+    """Newest first; ``next_before`` pages further back (ts is unique per drone)."""
+    fleet = _fleet(request)
+    limit = _limit(request, 1_000, MAX_TRACK_LIMIT)
+    since, before = _time(request, "since"), _time(request, "before")
+    drone_id = await _known_drone(request, fleet)
+    points = await request.app[READS].track(
+        fleet, drone_id, limit=limit, before_ms=before, since_ms=since
     )
-    return _json({"drone_id": drone_id, "points": points})
+    next_before = points[-1].ts if len(points) == limit else None
+    return _json({"drone_id": drone_id, "points": points, "next_before": next_before})
+
+
+async def get_drone_alerts(request: web.Request) -> web.Response:
+    fleet = _fleet(request)
+    limit = _limit(request, 50, MAX_ALERTS_LIMIT)
+    drone_id = await _known_drone(request, fleet)
+    alerts = await request.app[READS].drone_alerts(fleet, drone_id, limit)
+    return _json({"drone_id": drone_id, "alerts": alerts})
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """Alerts raised in ``[since, until)`` (default: the last day), newest first.
+
+    ``next_until`` pages further back; alerts raised in the very millisecond of a page
+    boundary may show on both pages, so a client keys them by ``alert_id``.
+    """
+    fleet = _fleet(request)
+    limit = _limit(request, RECENT_ALERTS_LIMIT, MAX_ALERTS_LIMIT)
+    since, until = _time(request, "since"), _time(request, "until")
+    if since is not None and until is not None and since >= until:
+        raise BadQuery("since must be before until")
+    alerts = await request.app[READS].alerts(fleet, since_ms=since, until_ms=until, limit=limit)
+    state = request.query.get("state")
+    if state is not None and state not in ("active", "acknowledged", "cleared"):
+        raise BadQuery("state must be active, acknowledged or cleared")
+    next_until = alerts[-1].raised_at + 1 if len(alerts) == limit else None
+    if state is not None:
+        alerts = [a for a in alerts if a.state == state]
+    return _json({"fleet": fleet, "alerts": alerts, "next_until": next_until})
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    fleet = _fleet(request)
+    alert_id = request.match_info["alert_id"]
+    reads = request.app[READS]
+    alert = await reads.store.acknowledge_alert(fleet, alert_id, current(request).name, now_ms())
+    if alert is None:
+        raise Problem(404, "Unknown alert", f"no alert {alert_id!r} in this fleet")
+    await reads.forget_recent_alerts(fleet)
+    return _json(alert)
+
+
+async def fleet_stats(request: web.Request) -> web.Response:
+    """The fleet right now (from latest state) and per-minute figures over a window."""
+    fleet = _fleet(request)
+    settings = request.app[SETTINGS]
+    now = now_ms()
+    until = _time(request, "until") or now
+    since = _time(request, "since") or until - 3600 * 1000
+    if since >= until:
+        raise BadQuery("since must be before until")
+    reads = request.app[READS]
+    drones, alerts, minutes = await asyncio.gather(
+        reads.latest(fleet),
+        reads.recent_alerts(fleet),
+        reads.fleet_stats(fleet, since, until),
+    )
+    stale_ms = settings.dashboard_stale_after_s * 1000
+    lost_ms = settings.dashboard_lost_after_s * 1000
+    reporting = [d for d in drones if now - d.ts < stale_ms]
+    batteries = [d.battery_pct for d in drones if now - d.ts < lost_ms]
+    current_stats = {
+        "drones": len(drones),
+        "reporting": len(reporting),
+        "stale": sum(1 for d in drones if stale_ms <= now - d.ts < lost_ms),
+        "lost": sum(1 for d in drones if now - d.ts >= lost_ms),
+        "in_flight": sum(1 for d in reporting if d.status == "airborne" or d.speed_mps > 0.5),
+        "battery_mean": round(sum(batteries) / len(batteries), 1) if batteries else None,
+        "battery_min": min(batteries) if batteries else None,
+        "alerts_active": sum(1 for a in alerts if a.state == "active"),
+    }
+    return _json({"fleet": fleet, "now": now, "current": current_stats, "minutes": minutes})
+
+
+async def replay(request: web.Request) -> web.Response:
+    """Every drone's track over ``[since, until)`` oldest first, and the alerts raised in it."""
+    fleet = _fleet(request)
+    since, until = _time(request, "since"), _time(request, "until")
+    if since is None or until is None:
+        raise BadQuery("replay needs since and until")
+    if not 0 < until - since <= MAX_REPLAY_MS:
+        raise BadQuery(f"the window must be positive and at most {MAX_REPLAY_MS // 3_600_000} h")
+    reads = request.app[READS]
+    # A drone whose latest report is older than the window did not fly in it.
+    active = [d.drone_id for d in await reads.latest(fleet) if d.ts >= since]
+    tracks = await asyncio.gather(
+        *(
+            reads.track(
+                fleet, drone_id, limit=REPLAY_POINTS_PER_DRONE, before_ms=until, since_ms=since
+            )
+            for drone_id in active
+        )
+    )
+    flights = [
+        {
+            "drone_id": drone_id,
+            "points": points[::-1],
+            "truncated": len(points) == REPLAY_POINTS_PER_DRONE,
+        }
+        for drone_id, points in zip(active, tracks, strict=True)
+        if points
+    ]
+    alerts = await reads.alerts(fleet, since_ms=since, until_ms=until, limit=MAX_ALERTS_LIMIT)
+    return _json(
+        {"fleet": fleet, "since": since, "until": until, "drones": flights, "alerts": alerts[::-1]}
+    )
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    fleet = _fleet(request)
+    return await request.app[HUB].stream(request, fleet, until_s=current(request).expires)

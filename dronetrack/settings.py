@@ -120,6 +120,16 @@ class Settings:
     dashboard_port: int = 8000
     dashboard_refresh_ms: int = 2_000
     dashboard_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    # A drone silent this long turns grey on the map; silent this long, it leaves the map.
+    dashboard_stale_after_s: float = 15.0
+    dashboard_lost_after_s: float = 300.0
+    # How long live reads (latest state, recent alerts, stats) are served from the cache.
+    dashboard_cache_ttl_ms: int = 1_000
+    # HMAC key of the session cookies; replicas must share it. Empty: a random key per process.
+    dashboard_session_secret: str = _secret()
+    dashboard_session_max_age_s: int = 43_200
+    # Trust X-Forwarded-Proto from a TLS-terminating proxy (marks session cookies Secure).
+    dashboard_trust_proxy: bool = False
 
     sim_drones: int = 12
     sim_rate_hz: float = 1.0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import aiohttp
 
 from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker
+from dronetrack.passwords import hash_password
 from dronetrack.settings import Settings
+from dronetrack.store import User, open_store
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class Supervisor:
         self.broker: EmbeddedBroker | None = None
         self.children: list[Child] = []
         self.demo_token = ""
+        # A fresh password every run, printed with the URLs: nothing guessable is ever left on.
+        self.demo_user = ("demo", secrets.token_urlsafe(12))
 
     def _spawn(self, name: str, argv: Sequence[str], **extra_env: str) -> Child:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +81,7 @@ class Supervisor:
             self.settings = s = self.broker.settings
         # A fresh token for the demo fleet on every run, revoked when the run stops.
         self.demo_token = tokens.create(s.ingest_tokens_file, s.default_fleet)
+        await self._create_demo_user()
         py = sys.executable
         self._spawn("streams", [py, "-m", "streams"])
         ingest = self._spawn("ingest", [py, "-m", "ingest"])
@@ -90,6 +96,19 @@ class Supervisor:
                 [py, "-m", "dronetrack", "simulate", "--url", self.ingest_url],
                 DRONETRACK_SIM_TOKEN=self.demo_token,
             )
+
+    async def _create_demo_user(self) -> None:
+        """A dashboard login for the default fleet, so the map can be opened at once."""
+        name, password = self.demo_user
+        store = open_store(self.settings)
+        await store.open()
+        try:
+            hashed = await asyncio.to_thread(hash_password, password)
+            await store.put_user(
+                User(name=name, password_hash=hashed, fleets=[self.settings.default_fleet])
+            )
+        finally:
+            await store.close()
 
     @property
     def ingest_url(self) -> str:
@@ -148,6 +167,7 @@ async def run(settings: Settings, simulate: bool = True) -> int:
         print(
             "dronetrack is running:\n"
             f"  dashboard  {supervisor.dashboard_url}\n"
+            f"  sign in    {supervisor.demo_user[0]} / {supervisor.demo_user[1]}\n"
             f"  ingest     {supervisor.ingest_url}/v1/telemetry\n"
             f"  token      {supervisor.demo_token}  (fleet {settings.default_fleet!r}, "
             "valid until this run stops)\n"

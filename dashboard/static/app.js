@@ -1,25 +1,132 @@
-// Fleet map: polls the JSON API and keeps one marker per drone, coloured by battery.
+// The fleet map: signs in, follows the fleet live over Server-Sent Events, or replays a past
+// window given in the URL (?from=…&to=…&speed=…) so a replay can be shared as a link.
 "use strict";
 
 const config = JSON.parse(document.getElementById("config").textContent);
-const map = L.map("map", { preferCanvas: true, worldCopyJump: true }).setView([47.3769, 8.5417], 12);
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  session: null,
+  fleet: null,
+  clockOffset: 0,      // server clock minus ours, so ages use the server's time
+  drones: new Map(),   // drone_id -> latest record
+  alerts: [],
+  selected: null,
+  events: null,
+  replay: null,
+};
+
+// ---- map ------------------------------------------------------------------------------------
+const map = L.map("map", { worldCopyJump: true, maxZoom: 19 }).setView([47.3769, 8.5417], 12);
 if (config.tileUrl) {
   // Without network the tiles fail quietly and the markers stay on the plain background.
   L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
 }
-
-const markers = new Map();
-let selected = null;
+const cluster = L.markerClusterGroup({
+  maxClusterRadius: 40,
+  disableClusteringAtZoom: 15,
+  spiderfyOnMaxZoom: false,
+  showCoverageOnHover: false,
+  chunkedLoading: true,
+  // A cluster shows its size and, by its ring, the lowest battery inside it.
+  iconCreateFunction: (group) => {
+    const children = group.getAllChildMarkers();
+    const rank = { ok: 0, warn: 1, crit: 2 };
+    const worst = children.reduce((w, m) => (rank[m.batteryClass] > rank[w] ? m.batteryClass : w), "ok");
+    return L.divIcon({
+      html: `<div><span>${children.length}</span></div>`,
+      className: `marker-cluster drone-cluster ${worst}`,
+      iconSize: [40, 40],
+    });
+  },
+});
+let clustersDirty = false;
+map.addLayer(cluster);
+L.control.scale({ imperial: false }).addTo(map);
+const markers = new Map();  // drone_id -> L.Marker
 let trail = null;
 let fitted = false;
 
-function batteryColour(pct) {
-  if (pct < 15) return "#d7263d";
-  if (pct < 35) return "#f49d37";
-  return "#2e9d5b";
+function batteryClass(pct) {
+  if (pct < 15) return "crit";
+  if (pct < 35) return "warn";
+  return "ok";
 }
 
-function describe(drone) {
+function serverNow() { return Date.now() + state.clockOffset; }
+
+function ageClass(ageMs) {
+  if (ageMs >= config.lostAfterMs) return "lost";
+  if (ageMs >= config.staleAfterMs) return "stale";
+  return "";
+}
+
+function icon(drone, age) {
+  const heading = Math.round(drone.heading_deg / 5) * 5;
+  const key = `${batteryClass(drone.battery_pct)}|${age}|${heading}|${drone.drone_id === state.selected}`;
+  const classes = ["drone", batteryClass(drone.battery_pct), age, drone.drone_id === state.selected ? "selected" : ""].join(" ");
+  const html = `<div class="${classes}" data-drone-id="${escapeHtml(drone.drone_id)}">
+    <svg viewBox="-18 -18 36 36" style="transform: rotate(${heading}deg)">
+      <path class="arrow" d="M0 -17.5 L7 -8 L-7 -8 Z"/><circle r="8.5"/></svg></div>`;
+  return { key, icon: L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] }) };
+}
+
+function placeDrone(drone, ageMs) {
+  const age = ageClass(ageMs);
+  let marker = markers.get(drone.drone_id);
+  if (age === "lost") {
+    if (marker) { cluster.removeLayer(marker); markers.delete(drone.drone_id); }
+    return;
+  }
+  const look = icon(drone, age);
+  const battery = batteryClass(drone.battery_pct);
+  if (marker && marker.batteryClass !== battery) clustersDirty = true;
+  if (!marker) {
+    marker = L.marker([drone.lat, drone.lon], { icon: look.icon, keyboard: false, title: drone.drone_id });
+    marker.iconKey = look.key;
+    marker.on("click", () => select(drone.drone_id));
+    markers.set(drone.drone_id, marker);
+    cluster.addLayer(marker);
+  } else {
+    const ll = marker.getLatLng();
+    if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
+    if (marker.iconKey !== look.key) { marker.setIcon(look.icon); marker.iconKey = look.key; }
+  }
+  marker.batteryClass = battery;
+}
+
+function renderDrones() {
+  const now = state.replay ? state.replay.clock : serverNow();
+  const seen = new Set();
+  let reporting = 0, stale = 0;
+  for (const drone of state.drones.values()) {
+    const age = now - drone.ts;
+    placeDrone(drone, age);
+    seen.add(drone.drone_id);
+    if (age < config.staleAfterMs) reporting++;
+    else if (age < config.lostAfterMs) stale++;
+  }
+  for (const [id, marker] of markers) {
+    if (!seen.has(id)) { cluster.removeLayer(marker); markers.delete(id); }
+  }
+  if (clustersDirty) { cluster.refreshClusters(); clustersDirty = false; }
+  const shown = markers.size;
+  $("summary").textContent = `${shown} on map · ${reporting} reporting · ${stale} silent`;
+  document.body.dataset.markers = String(shown);
+  if (!fitted && shown) {
+    map.fitBounds(L.latLngBounds([...markers.values()].map((m) => m.getLatLng())).pad(0.2), { maxZoom: 14 });
+    fitted = true;
+  }
+  if (state.selected) {
+    const drone = state.drones.get(state.selected);
+    if (drone) { showPanel(drone, now); extendTrail(drone); }
+  }
+}
+
+// ---- selected drone -------------------------------------------------------------------------
+function describe(drone, now) {
+  const age = Math.max(0, now - drone.ts);
   return [
     ["battery", `${drone.battery_pct.toFixed(0)} %`],
     ["altitude", `${drone.alt_m.toFixed(0)} m`],
@@ -27,68 +134,384 @@ function describe(drone) {
     ["heading", `${drone.heading_deg.toFixed(0)}°`],
     ["position", `${drone.lat.toFixed(5)}, ${drone.lon.toFixed(5)}`],
     ["status", drone.status || "—"],
-    ["last report", new Date(drone.ts).toLocaleTimeString()],
+    ["last report", `${new Date(drone.ts).toLocaleTimeString()} (${formatAge(age)} ago)`],
   ];
 }
 
-function showPanel(drone) {
-  const panel = document.getElementById("panel");
-  panel.hidden = false;
-  document.getElementById("panel-title").textContent = drone.drone_id;
-  const dl = document.getElementById("panel-state");
-  dl.replaceChildren(...describe(drone).flatMap(([k, v]) => {
-    const dt = document.createElement("dt"); dt.textContent = k;
-    const dd = document.createElement("dd"); dd.textContent = v;
-    return [dt, dd];
+function showPanel(drone, now) {
+  $("panel").hidden = false;
+  $("panel").dataset.droneId = drone.drone_id;
+  $("panel-title").textContent = drone.drone_id;
+  $("panel-state").replaceChildren(...describe(drone, now).flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+}
+
+async function select(droneId, reveal = false) {
+  const previous = state.selected;
+  // From a list, the drone may sit in a cluster or off screen: bring it into view.
+  if (reveal && markers.has(droneId)) cluster.zoomToShowLayer(markers.get(droneId));
+  state.selected = droneId;
+  for (const id of [previous, droneId]) {
+    const marker = id && markers.get(id);
+    if (marker) marker.iconKey = null;  // redrawn (with or without the highlight) below
+  }
+  renderDrones();
+  if (state.replay) { drawReplayTrail(); return; }
+  const [track, alerts] = await Promise.all([
+    api(`/api/drones/${encodeURIComponent(droneId)}/track?limit=2000&since=${serverNow() - 30 * 60 * 1000}`),
+    api(`/api/drones/${encodeURIComponent(droneId)}/alerts?limit=20`),
+  ]);
+  if (state.selected !== droneId || !track) return;
+  state.track = track.points.slice().reverse();  // oldest first
+  drawTrail(state.track);
+  drawBattery(state.track);
+  renderAlertList($("panel-alerts"), alerts ? alerts.alerts : [], false);
+}
+
+function closePanel() {
+  state.selected = null;
+  $("panel").hidden = true;
+  if (trail) { map.removeLayer(trail); trail = null; }
+  renderDrones();
+}
+
+function drawTrail(points) {
+  const latlngs = points.map((p) => [p.lat, p.lon]);
+  if (trail) trail.setLatLngs(latlngs);
+  else trail = L.polyline(latlngs, { color: "#3a6ea5", weight: 3, opacity: 0.75, className: "trail" }).addTo(map);
+}
+
+function extendTrail(drone) {
+  if (state.replay || !state.track) return;
+  const last = state.track[state.track.length - 1];
+  if (last && last.ts >= drone.ts) return;
+  state.track.push(drone);
+  drawTrail(state.track);
+  drawBattery(state.track);
+}
+
+function drawBattery(points) {
+  drawLineChart($("battery-chart"), points.map((p) => [p.ts, p.battery_pct]), { colour: "#2e9d5b" });
+}
+
+// ---- alerts -----------------------------------------------------------------------------------
+function alertState(alert, at) {
+  if (alert.cleared_at != null && alert.cleared_at <= at) return "cleared";
+  if (alert.acknowledged_at != null && alert.acknowledged_at <= at) return "acknowledged";
+  return "active";
+}
+
+function renderAlertList(list, alerts, withActions) {
+  const at = state.replay ? state.replay.clock : Infinity;
+  const filter = withActions ? $("alert-filter").value : "";
+  const shown = alerts.filter((a) => a.raised_at <= at && (!filter || alertState(a, at) === filter));
+  if (!shown.length) { list.replaceChildren(el("li", "No alerts", "empty")); return; }
+  list.replaceChildren(...shown.slice(0, 100).map((alert) => {
+    const st = alertState(alert, at);
+    const li = el("li", "", `alert ${alert.severity} ${st}`);
+    li.dataset.alertId = alert.alert_id;
+    const head = el("div", "", "alert-head");
+    head.append(el("span", alert.severity, `badge ${alert.severity}`), el("strong", alert.type.replace(/_/g, " ")));
+    const drone = el("a", alert.drone_id, "drone-link");
+    drone.href = "#"; drone.addEventListener("click", (e) => { e.preventDefault(); select(alert.drone_id, true); });
+    const meta = el("div", "", "alert-meta");
+    meta.append(drone, el("span", ` · ${new Date(alert.raised_at).toLocaleTimeString()} · `), el("span", st, `state ${st}`));
+    li.append(head, meta);
+    if (alert.detail) li.append(el("div", alert.detail, "alert-detail"));
+    if (withActions && st === "active" && !state.replay) {
+      const ack = el("button", "Acknowledge", "ack");
+      ack.type = "button";
+      ack.addEventListener("click", () => acknowledge(alert.alert_id, ack));
+      li.append(ack);
+    }
+    return li;
   }));
 }
 
-async function loadTrail(droneId) {
-  const res = await fetch(`/api/drones/${encodeURIComponent(droneId)}/track?limit=500`);
-  if (!res.ok) return;
-  const { points } = await res.json();
-  const latlngs = points.map((p) => [p.lat, p.lon]);
-  if (trail) trail.setLatLngs(latlngs);
-  else trail = L.polyline(latlngs, { color: "#3a6ea5", weight: 3, opacity: 0.8 }).addTo(map);
+function renderAlerts() {
+  renderAlertList($("alerts"), state.alerts, true);
+  const active = state.alerts.filter((a) => alertState(a, state.replay ? state.replay.clock : Infinity) === "active").length;
+  $("alerts-title").textContent = active ? `Alerts (${active} active)` : "Alerts";
 }
 
-function upsertMarker(drone) {
-  let marker = markers.get(drone.drone_id);
-  const style = { radius: 7, color: "#1d2330", weight: 1, fillColor: batteryColour(drone.battery_pct), fillOpacity: 0.9 };
-  if (!marker) {
-    marker = L.circleMarker([drone.lat, drone.lon], style).addTo(map);
-    marker.bindTooltip(drone.drone_id);
-    marker.on("click", () => { selected = drone.drone_id; showPanel(marker.drone); loadTrail(selected); });
-    markers.set(drone.drone_id, marker);
-  } else {
-    marker.setLatLng([drone.lat, drone.lon]);
-    marker.setStyle(style);
+async function acknowledge(alertId, button) {
+  button.disabled = true;
+  const updated = await api(`/api/alerts/${encodeURIComponent(alertId)}/ack`, { method: "POST" });
+  if (!updated) { button.disabled = false; return; }
+  state.alerts = state.alerts.map((a) => (a.alert_id === alertId ? updated : a));
+  renderAlerts();
+}
+
+// ---- fleet statistics ---------------------------------------------------------------------
+async function refreshStats() {
+  if (state.replay || !state.session) return;
+  const stats = await api("/api/stats");
+  if (!stats) return;
+  const c = stats.current;
+  const tiles = [
+    ["drones", c.drones], ["reporting", c.reporting], ["in flight", c.in_flight],
+    ["silent", c.stale + c.lost], ["mean battery", c.battery_mean == null ? "—" : `${c.battery_mean} %`],
+    ["active alerts", c.alerts_active],
+  ];
+  $("stats-now").replaceChildren(...tiles.map(([k, v]) => {
+    const div = el("div", "", "tile"); div.append(el("dd", String(v)), el("dt", k)); return div;
+  }));
+  drawLineChart($("stats-chart"), stats.minutes.map((m) => [m.minute, m.battery_mean]), { colour: "#3a6ea5" });
+}
+
+// ---- live updates ---------------------------------------------------------------------------
+function setLive(text, mode) { $("live").textContent = text; $("live").className = `live live-${mode}`; }
+
+function connect() {
+  if (state.events) state.events.close();
+  const es = new EventSource(`/api/events?fleet=${encodeURIComponent(state.fleet)}`);
+  state.events = es;
+  es.onopen = () => setLive("live", "on");
+  es.addEventListener("drones", (e) => {  // the whole fleet
+    const data = JSON.parse(e.data);
+    state.clockOffset = data.now - Date.now();
+    state.drones = new Map(data.drones.map((d) => [d.drone_id, d]));
+    if (!state.replay) renderDrones();
+  });
+  es.addEventListener("drones-delta", (e) => {  // only the drones that reported since
+    const data = JSON.parse(e.data);
+    state.clockOffset = data.now - Date.now();
+    for (const d of data.drones) state.drones.set(d.drone_id, d);
+    if (!state.replay) renderDrones();
+  });
+  es.addEventListener("alerts", (e) => {
+    state.alerts = JSON.parse(e.data).alerts;
+    if (state.replay) return;
+    renderAlerts();
+    refreshStats();  // its alert count should agree with the list
+    if (state.selected) {
+      const mine = state.alerts.filter((a) => a.drone_id === state.selected);
+      if (mine.length) renderAlertList($("panel-alerts"), mine, false);
+    }
+  });
+  es.onerror = () => {
+    setLive("reconnecting…", "off");
+    if (es.readyState === EventSource.CLOSED) {
+      // The server refused the stream (e.g. the session ended): check, then try again.
+      setTimeout(async () => { if (await checkSession()) connect(); }, 3000);
+    }
+  };
+}
+
+// ---- replay -----------------------------------------------------------------------------------
+function toLocalInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
+}
+
+function showReplayForm(from, to, speed) {
+  $("replay").hidden = false;
+  $("replay-from").value = toLocalInput(from);
+  $("replay-to").value = toLocalInput(to);
+  $("replay-speed").value = String(speed);
+}
+
+async function startReplay(from, to, speed) {
+  const query = new URLSearchParams({ fleet: state.fleet, from: new Date(from).toISOString(), to: new Date(to).toISOString(), speed: String(speed) });
+  history.replaceState(null, "", `?${query}`);
+  const data = await api(`/api/replay?since=${from}&until=${to}`);
+  if (!data) return;
+  if (state.events) { state.events.close(); state.events = null; }
+  setLive("replay", "replay");
+  state.replay = { from, to, speed, clock: from, flights: new Map(data.drones.map((f) => [f.drone_id, f.points])), alerts: data.alerts, playing: true, last: performance.now() };
+  state.alerts = data.alerts;
+  fitted = false;
+  $("stats-title").textContent = "Fleet now";
+  $("replay-play").disabled = true;
+  $("replay-pause").disabled = false;
+  requestAnimationFrame(replayTick);
+}
+
+function replayPositions(clock) {
+  const drones = new Map();
+  for (const [id, points] of state.replay.flights) {
+    let lo = 0, hi = points.length - 1, found = -1;
+    while (lo <= hi) {  // the last point at or before the clock
+      const mid = (lo + hi) >> 1;
+      if (points[mid].ts <= clock) { found = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    if (found >= 0) drones.set(id, { drone_id: id, ...points[found] });
   }
-  marker.drone = drone;
-  marker.getElement()?.setAttribute("data-drone-id", drone.drone_id);
+  return drones;
 }
 
-async function refresh() {
+function replayTick(now) {
+  const r = state.replay;
+  if (!r) return;
+  if (r.playing) {
+    r.clock = Math.min(r.to, r.clock + (now - r.last) * r.speed);
+    if (r.clock >= r.to) { r.playing = false; $("replay-play").disabled = false; $("replay-pause").disabled = true; }
+  }
+  r.last = now;
+  state.drones = replayPositions(r.clock);
+  renderDrones();
+  renderAlerts();
+  $("replay-seek").value = String(Math.round(((r.clock - r.from) / (r.to - r.from)) * 1000));
+  $("replay-clock").textContent = new Date(r.clock).toLocaleString();
+  if (state.selected) drawReplayTrail();
+  requestAnimationFrame(replayTick);
+}
+
+function drawReplayTrail() {
+  const points = (state.replay.flights.get(state.selected) || []).filter((p) => p.ts <= state.replay.clock);
+  drawTrail(points);
+  drawBattery(points);
+  renderAlertList($("panel-alerts"), state.replay.alerts.filter((a) => a.drone_id === state.selected), false);
+}
+
+function exitReplay() {
+  state.replay = null;
+  fitted = false;  // the live fleet may cover another area than the replayed one
+  $("stats-title").textContent = "Fleet";
+  $("replay").hidden = true;
+  history.replaceState(null, "", `?fleet=${encodeURIComponent(state.fleet)}`);
+  $("replay-play").disabled = false;
+  connect();
+  refreshStats();
+}
+
+function setupReplayControls() {
+  $("replay-toggle").hidden = false;
+  $("replay-toggle").addEventListener("click", () => {
+    const to = serverNow();
+    showReplayForm(to - 15 * 60 * 1000, to, 10);
+  });
+  $("replay").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const from = new Date($("replay-from").value).getTime();
+    const to = new Date($("replay-to").value).getTime();
+    const speed = Number($("replay-speed").value);
+    if (state.replay && state.replay.from === from && state.replay.to === to && state.replay.clock < to) {
+      Object.assign(state.replay, { playing: true, speed, last: performance.now() });
+      $("replay-play").disabled = true; $("replay-pause").disabled = false;
+    } else if (to > from) startReplay(from, to, speed);
+  });
+  $("replay-pause").addEventListener("click", () => {
+    if (!state.replay) return;
+    state.replay.playing = false;
+    $("replay-play").disabled = false; $("replay-pause").disabled = true;
+  });
+  $("replay-seek").addEventListener("input", (e) => {
+    const r = state.replay;
+    if (r) r.clock = r.from + (Number(e.target.value) / 1000) * (r.to - r.from);
+  });
+  $("replay-exit").addEventListener("click", exitReplay);
+}
+
+// ---- session --------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const url = new URL(path, location.origin);
+  if (state.fleet && !url.searchParams.has("fleet")) url.searchParams.set("fleet", state.fleet);
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  if (options.method && options.method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf_token;
+  let res;
   try {
-    const res = await fetch("/api/drones");
-    if (!res.ok) throw new Error(res.statusText);
-    const { drones } = await res.json();
-    drones.forEach(upsertMarker);
-    document.getElementById("summary").textContent = `${drones.length} drones`;
-    document.body.dataset.drones = String(drones.length);
-    if (!fitted && drones.length) {
-      map.fitBounds(L.latLngBounds(drones.map((d) => [d.lat, d.lon])).pad(0.2));
-      fitted = true;
-    }
-    if (selected && markers.has(selected)) {
-      showPanel(markers.get(selected).drone);
-      loadTrail(selected);
-    }
+    res = await fetch(url, { ...options, headers, credentials: "same-origin" });
   } catch (err) {
-    document.getElementById("summary").textContent = `cannot reach the API (${err.message})`;
-  } finally {
-    setTimeout(refresh, config.refreshMs);
+    setLive("offline", "off");
+    return null;
   }
+  if (res.status === 401) { showLogin(); return null; }
+  if (!res.ok) return null;
+  return res.json();
 }
 
-refresh();
+async function checkSession() {
+  const res = await fetch("/api/session", { credentials: "same-origin" });
+  if (!res.ok) { showLogin(); return false; }
+  state.session = await res.json();
+  return true;
+}
+
+function showLogin() {
+  state.session = null;
+  if (state.events) { state.events.close(); state.events = null; }
+  setLive("signed out", "off");
+  $("login").hidden = false;
+  $("login-name").focus();
+}
+
+async function login(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const res = await fetch("/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: $("login-name").value, password: $("login-password").value }),
+    credentials: "same-origin",
+  });
+  if (!res.ok) { $("login-error").textContent = "Wrong name or password."; return; }
+  state.session = await res.json();
+  $("login").hidden = true;
+  $("login-password").value = "";
+  start();
+}
+
+async function logout() {
+  await api("/api/logout", { method: "POST" });
+  state.drones.clear(); state.alerts = [];
+  renderDrones(); renderAlerts();
+  showLogin();
+}
+
+function start() {
+  const fleets = state.session.fleets;
+  state.fleet = fleets.includes(params.get("fleet")) ? params.get("fleet") : fleets[0];
+  const select = $("fleet");
+  select.replaceChildren(...fleets.map((f) => { const o = el("option", f); o.value = f; return o; }));
+  select.value = state.fleet;
+  select.hidden = fleets.length < 2;
+  $("user").textContent = state.session.user;
+  $("logout").hidden = false;
+  const from = Date.parse(params.get("from") || "");
+  const to = Date.parse(params.get("to") || "");
+  if (!Number.isNaN(from) && !Number.isNaN(to) && to > from) {
+    const speed = Number(params.get("speed")) || 10;
+    showReplayForm(from, to, speed);
+    startReplay(from, to, speed);
+  } else {
+    connect();
+  }
+  refreshStats();
+}
+
+// ---- helpers & wiring -----------------------------------------------------------------------
+function el(tag, text = "", className = "") {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function formatAge(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h`;
+}
+
+$("login-form").addEventListener("submit", login);
+$("logout").addEventListener("click", logout);
+$("panel-close").addEventListener("click", closePanel);
+$("alert-filter").addEventListener("change", renderAlerts);
+$("fleet").addEventListener("change", (e) => {
+  state.fleet = e.target.value;
+  state.drones.clear(); state.alerts = []; fitted = false;
+  closePanel();
+  history.replaceState(null, "", `?fleet=${encodeURIComponent(state.fleet)}`);
+  if (!state.replay) connect();
+  refreshStats();
+});
+setupReplayControls();
+// Ages move on even when no report arrives: re-judge stale/lost every second.
+setInterval(() => { if (!state.replay && state.session) renderDrones(); }, 1000);
+setInterval(refreshStats, 10000);
+checkSession().then((ok) => ok && start());

@@ -16,6 +16,7 @@ import pytest
 from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker, free_port
 from dronetrack.settings import Settings
+from tests.dashboard_env import dashboard  # noqa: F401 - a fixture for the dashboard tests
 
 T = TypeVar("T")
 

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from dashboard.app import create_app as create_dashboard
 from dronetrack.settings import Settings
 from ingest.app import create_app as create_ingest
+from tests.dashboard_env import sign_in
 from tests.integration.conftest import eventually
 
 AiohttpClient = Any  # pytest-aiohttp's factory fixture
@@ -43,6 +44,7 @@ async def test_posted_records_reach_the_dashboard_exactly_once_and_in_order(
 ) -> None:
     ingest: TestClient[Any, Any] = await aiohttp_client(create_ingest(settings))
     dashboard: TestClient[Any, Any] = await aiohttp_client(create_dashboard(settings))
+    await sign_in(dashboard, settings.default_fleet)
     run = uuid.uuid4().hex[:8]
     flights = {f"e2e-{run}-{k}": flight(f"e2e-{run}-{k}", 25) for k in range(3)}
 
@@ -80,6 +82,7 @@ async def test_an_unknown_drone_is_a_404_problem(
     aiohttp_client: AiohttpClient, settings: Settings
 ) -> None:
     dashboard: TestClient[Any, Any] = await aiohttp_client(create_dashboard(settings))
+    await sign_in(dashboard, settings.default_fleet)
     response = await dashboard.get("/api/drones/never-seen")
     assert response.status == 404
     assert response.content_type == "application/problem+json"
@@ -97,6 +100,7 @@ async def test_a_retried_batch_leaves_one_copy_downstream(
     moves backwards), so what the dashboard shows is as if it had been sent once."""
     ingest: TestClient[Any, Any] = await aiohttp_client(create_ingest(settings))
     dashboard: TestClient[Any, Any] = await aiohttp_client(create_dashboard(settings))
+    await sign_in(dashboard, settings.default_fleet)
     drone_id = f"retry-{uuid.uuid4().hex[:8]}"
     records = flight(drone_id, 11)
     batch, marker = json.dumps(records[:10]), json.dumps(records[10])

@@ -3,6 +3,7 @@ stops on SIGTERM without leaving a process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -66,8 +67,27 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{dashboard_port}"
+    banner: list[str] = []
     try:
-        async with aiohttp.ClientSession() as http:
+        # The banner names the demo user's fresh password.
+        assert run.stdout is not None
+        while not banner or "Press Ctrl-C" not in banner[-1]:
+            line = await asyncio.to_thread(run.stdout.readline)
+            assert line, "dronetrack run ended before printing its banner"
+            banner.append(line.decode())
+        password = next(ln for ln in banner if "sign in" in ln).split(" / ")[1].strip()
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+
+            async def signed_in() -> bool:
+                try:
+                    creds = {"name": "demo", "password": password}
+                    async with http.post(f"{url}/api/login", json=creds) as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(signed_in, timeout=60, what="the demo user to sign in")
 
             async def positions() -> dict[str, tuple[float, float]] | None:
                 try:
@@ -95,9 +115,10 @@ async def test_run_shows_moving_drones_and_stops_cleanly(tmp_path: Path) -> None
     finally:
         if run.poll() is None:
             run.kill()
-    text = output.decode()
+    text = "".join(banner) + output.decode()
     assert run.returncode == 0, text
     assert "dronetrack is running" in text
+    assert f"sign in    demo / {password}" in text
     assert "dronetrack stopped." in text
     # The demo fleet's token is printed with the URLs (the moving drones show the simulator
     # used it) and revoked when the run stops.

@@ -1,0 +1,239 @@
+"""The dashboard API's OpenAPI 3.1 document. Data shapes come from the same msgspec structs the
+handlers encode, so the document cannot drift from the responses."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from dronetrack.record import Telemetry
+from dronetrack.store import Alert, FleetStats, TrackPoint
+
+Json = dict[str, Any]
+
+_FLEET = {
+    "name": "fleet",
+    "in": "query",
+    "schema": {"type": "string"},
+    "description": "One of the user's fleets (default: their first). Another fleet is a 404.",
+}
+_DRONE = {"name": "drone_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TIME_DOC = "epoch milliseconds or an RFC 3339 timestamp with a zone"
+
+
+def _time(name: str, what: str) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": f"{what}; {_TIME_DOC}",
+    }
+
+
+def _limit(default: int, maximum: int) -> Json:
+    return {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _ok(description: str, schema: Json) -> Json:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(**properties: Json) -> Json:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _list(name: str) -> Json:
+    return {"type": "array", "items": _ref(name)}
+
+
+_PROBLEM = {"content": {"application/problem+json": {"schema": _ref("Problem")}}}
+_ERRORS = {
+    "400": {"description": "A malformed query parameter", **_PROBLEM},
+    "401": {"description": "Not signed in", **_PROBLEM},
+    "404": {"description": "No such fleet, drone or alert among the user's", **_PROBLEM},
+}
+
+
+def _get(summary: str, params: list[Json], ok: Json) -> Json:
+    return {"get": {"summary": summary, "parameters": params, "responses": {"200": ok, **_ERRORS}}}
+
+
+@functools.cache
+def document() -> Json:
+    _, components = msgspec.json.schema_components(
+        [Telemetry, TrackPoint, Alert, FleetStats], ref_template="#/components/schemas/{name}"
+    )
+    components["Problem"] = {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+    }
+    components["Session"] = _object(
+        user={"type": "string"},
+        fleets={"type": "array", "items": {"type": "string"}},
+        csrf_token={"type": "string", "description": "send back as X-CSRF-Token"},
+        expires={"type": "integer", "description": "epoch seconds"},
+    )
+    nullable_int = {"type": ["integer", "null"]}
+    paths: Json = {
+        "/api/login": {
+            "post": {
+                "summary": "Sign in; sets the HttpOnly session cookie",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _object(name={"type": "string"}, password={"type": "string"})
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok("Signed in", _ref("Session")),
+                    "401": {"description": "Wrong name or password", **_PROBLEM},
+                    "415": {"description": "Not JSON", **_PROBLEM},
+                },
+            }
+        },
+        "/api/logout": {
+            "post": {
+                "summary": "Sign out (clears the cookie)",
+                "responses": {"200": {"description": "Signed out"}},
+            }
+        },
+        "/api/session": _get("Who is signed in", [], _ok("The session", _ref("Session"))),
+        "/api/drones": _get(
+            "Latest state of every drone of a fleet",
+            [_FLEET],
+            _ok(
+                "Drones, with the server clock and the stale/lost thresholds",
+                _object(
+                    fleet={"type": "string"},
+                    now={"type": "integer"},
+                    stale_after_ms={"type": "integer"},
+                    lost_after_ms={"type": "integer"},
+                    drones=_list("Telemetry"),
+                ),
+            ),
+        ),
+        "/api/drones/{drone_id}": _get(
+            "One drone's latest state", [_DRONE, _FLEET], _ok("The drone", _ref("Telemetry"))
+        ),
+        "/api/drones/{drone_id}/track": _get(
+            "One drone's track, newest first",
+            [
+                _DRONE,
+                _FLEET,
+                _time("since", "earliest point (inclusive)"),
+                _time("before", "page cursor: points strictly older than this"),
+                _limit(1000, 10_000),
+            ],
+            _ok(
+                "A page of points; next_before is the cursor for the next page",
+                _object(
+                    drone_id={"type": "string"},
+                    points=_list("TrackPoint"),
+                    next_before=nullable_int,
+                ),
+            ),
+        ),
+        "/api/drones/{drone_id}/alerts": _get(
+            "One drone's alerts, newest first",
+            [_DRONE, _FLEET, _limit(50, 1000)],
+            _ok("Alerts", _object(drone_id={"type": "string"}, alerts=_list("Alert"))),
+        ),
+        "/api/alerts": _get(
+            "A fleet's alerts raised in [since, until), newest first (default: the last day)",
+            [
+                _FLEET,
+                _time("since", "window start (inclusive)"),
+                _time("until", "window end (exclusive); page cursor"),
+                {
+                    "name": "state",
+                    "in": "query",
+                    "schema": {"enum": ["active", "acknowledged", "cleared"]},
+                },
+                _limit(200, 1000),
+            ],
+            _ok(
+                "Alerts; next_until pages further back (key alerts by alert_id)",
+                _object(fleet={"type": "string"}, alerts=_list("Alert"), next_until=nullable_int),
+            ),
+        ),
+        "/api/alerts/{alert_id}/ack": {
+            "post": {
+                "summary": "Acknowledge an alert (the first acknowledgement wins)",
+                "parameters": [
+                    {
+                        "name": "alert_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    _FLEET,
+                    {
+                        "name": "X-CSRF-Token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _ok("The alert", _ref("Alert")),
+                    "403": {"description": "CSRF token missing or wrong", **_PROBLEM},
+                    **_ERRORS,
+                },
+            }
+        },
+        "/api/stats": _get(
+            "Fleet statistics: now, and per minute over [since, until) (default: last hour)",
+            [_FLEET, _time("since", "window start"), _time("until", "window end")],
+            _ok(
+                "Statistics",
+                _object(
+                    fleet={"type": "string"},
+                    now={"type": "integer"},
+                    current={"type": "object"},
+                    minutes=_list("FleetStats"),
+                ),
+            ),
+        ),
+        "/api/replay": _get(
+            "Every drone's track in [since, until) oldest first, and the alerts raised in it",
+            [_FLEET, _time("since", "window start"), _time("until", "window end (at most 6 h on)")],
+            _ok("The window's flights", {"type": "object"}),
+        ),
+        "/api/events": _get(
+            "Live updates as Server-Sent Events: `drones` and `alerts` (full snapshots), then "
+            "`drones-delta` (only the drones that reported since; merge by drone_id)",
+            [_FLEET],
+            {"description": "An event stream", "content": {"text/event-stream": {}}},
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dronetrack dashboard API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "dronetrack_session"}
+            },
+        },
+        "security": [{"session": []}],
+    }
