@@ -118,19 +118,6 @@ async def scrape(http: aiohttp.ClientSession, urls: list[str]) -> dict[str, floa
     return totals
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"{url}/readyz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"dashboard at {url} did not become ready")
-
-
 async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     settings = Settings.from_env({}).replace(
@@ -161,7 +148,7 @@ async def main(args: argparse.Namespace) -> None:
             connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
         ) as http:
             for url in urls:
-                await wait_ready(http, url)
+                await processes.wait_ready(url, name="dashboard")
             write_task = asyncio.create_task(writer(store, args.drones, stop))
             async with http.post(
                 f"{urls[0]}/api/login", json={"name": "bench", "password": PASSWORD}

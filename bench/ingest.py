@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -214,7 +213,7 @@ async def main(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         await baseline(args)
-        await wait_ready(base, ingest)
+        await processes.wait_ready(base, ingest, "ingest")
         print(f"# ingest pid {ingest.pid}, broker {broker.bootstrap_servers}, logs {workdir}")
         url = f"{base}/v1/telemetry"
         pids = {"ingest": ingest.pid, "broker": broker.pid, "client": os.getpid()}
@@ -242,7 +241,7 @@ async def baseline(args: argparse.Namespace) -> None:
     port = free_port()
     proc = processes.spawn([sys.executable, "-m", "bench.baseline", str(port)])
     try:
-        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        await processes.wait_ready(f"http://127.0.0.1:{port}", proc, "baseline")
         url = f"http://127.0.0.1:{port}/v1/telemetry"
         driver = wrk_loop if args.wrk else closed_loop
         result = await measured(
@@ -252,21 +251,6 @@ async def baseline(args: argparse.Namespace) -> None:
         print(result.line(), flush=True)
     finally:
         processes.stop(proc)
-
-
-async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"ingest exited with {proc.returncode}")
-            try:
-                async with http.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise SystemExit("ingest did not become ready")
 
 
 def parse() -> argparse.Namespace:

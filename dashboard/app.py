@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dashboard import auth, handlers
+from dashboard import auth
 from dashboard.cache import open_cache
 from dashboard.keys import CACHE, HUB, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, STORE
 from dashboard.live import LiveHub
@@ -17,13 +17,13 @@ from dashboard.reads import Reads
 from dashboard.routes import setup_routes
 from dronetrack.settings import Settings
 from dronetrack.store import open_store
-from dronetrack.web import READY_CHECKS, REGISTRY, instrument
+from dronetrack.web import READY_CHECKS, REGISTRY, instrument, render_problems
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[handlers.problems])
+    app = web.Application(middlewares=[render_problems])
     app[SETTINGS] = settings
     if not settings.dashboard_session_secret:
         log.warning("no DRONETRACK_DASHBOARD_SESSION_SECRET: sessions end when this process does")

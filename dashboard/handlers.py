@@ -16,7 +16,7 @@ from dashboard.auth import current, fleet_of
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
-from dronetrack.web import Handler, problem
+from dronetrack.web import Problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
 _encoder = msgspec.json.Encoder()
@@ -35,14 +35,6 @@ _PAGE_SECURITY = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-class Problem(Exception):
-    """Raised by a handler to answer with a problem+json response."""
-
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
 
 
 class BadQuery(Problem):
@@ -92,14 +84,6 @@ async def _known_drone(request: web.Request, fleet: str) -> str:
     if await request.app[READS].drone(fleet, drone_id) is None:
         raise Problem(404, "Unknown drone", f"no drone {drone_id!r} in this fleet")
     return drone_id
-
-
-@web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Problem as exc:
-        return problem(exc.status, exc.title, exc.detail)
 
 
 async def index(request: web.Request) -> web.Response:

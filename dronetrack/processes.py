@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO
+
+import aiohttp
 
 _PR_SET_PDEATHSIG = 1
 
@@ -49,3 +53,30 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+class NotReady(RuntimeError):
+    """A service did not become ready (or exited) in time."""
+
+
+async def wait_ready(
+    base_url: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    name: str = "service",
+    timeout: float = 30.0,
+) -> None:
+    """Poll ``base_url``/readyz until it answers 200; fail early if ``proc`` exits."""
+    url = f"{base_url}/readyz"
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise NotReady(f"{name} exited with code {proc.returncode}")
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+    raise NotReady(f"{name} was not ready at {url} after {timeout:.0f} s")

@@ -10,11 +10,8 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import aiohttp
 
 from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker
@@ -25,31 +22,10 @@ from dronetrack.store import User, open_store
 log = logging.getLogger(__name__)
 
 
-class StartupFailed(RuntimeError):
-    pass
-
-
 @dataclass
 class Child:
     name: str
     proc: subprocess.Popen[bytes]
-
-
-async def _wait_ready(child: Child, url: str, timeout: float = 30.0) -> None:
-    """Poll a service's readiness endpoint until it answers 200 (or the child dies)."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        while time.monotonic() < deadline:
-            if child.proc.poll() is not None:
-                raise StartupFailed(f"{child.name} exited with code {child.proc.returncode}")
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1)
-    raise StartupFailed(f"{child.name} was not ready at {url} after {timeout:.0f} s")
 
 
 class Supervisor:
@@ -87,8 +63,8 @@ class Supervisor:
         ingest = self._spawn("ingest", [py, "-m", "ingest"])
         dashboard = self._spawn("dashboard", [py, "-m", "dashboard"])
         await asyncio.gather(
-            _wait_ready(ingest, f"{self.ingest_url}/readyz"),
-            _wait_ready(dashboard, f"{self.dashboard_url}/readyz"),
+            processes.wait_ready(self.ingest_url, ingest.proc, ingest.name),
+            processes.wait_ready(self.dashboard_url, dashboard.proc, dashboard.name),
         )
         if self.simulate:
             self._spawn(
@@ -178,7 +154,7 @@ async def run(settings: Settings, simulate: bool = True) -> int:
             flush=True,
         )
         return await supervisor.wait(stop)
-    except StartupFailed as exc:
+    except processes.NotReady as exc:
         print(f"dronetrack: {exc} (see {settings.log_dir}/)", file=sys.stderr)
         return 1
     finally:

@@ -133,3 +133,36 @@ def problem(status: int, title: str, detail: str = "", **extra: object) -> web.R
     response = web.json_response(body, status=status)
     response.content_type = "application/problem+json"
     return response
+
+
+class Problem(Exception):
+    """Raised by a handler to answer with ``application/problem+json``; rendered by
+    ``render_problems``, so every service shapes its errors in this one place."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        response = problem(self.status, self.title, self.detail, **self.extra)
+        response.headers.update(self.headers)
+        return response
+
+
+@web.middleware
+async def render_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as exc:
+        return exc.response()

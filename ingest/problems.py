@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiohttp import web
-
+from dronetrack import web as web_problems
 from dronetrack.record import FieldError
-from dronetrack.web import problem
 
 
-class Problem(Exception):
-    """A refusal: HTTP status, title, detail, the metric reason, and extra members/headers."""
+class Problem(web_problems.Problem):
+    """A refusal of the ingest API; ``reason`` labels it in the rejected-records metric."""
 
     def __init__(
         self,
@@ -26,18 +24,8 @@ class Problem(Exception):
         headers: dict[str, str] | None = None,
         **extra: object,
     ) -> None:
-        super().__init__(f"{status} {title}: {detail}")
-        self.status = status
-        self.title = title
-        self.detail = detail
+        super().__init__(status, title, detail, headers, **extra)
         self.reason = reason
-        self.headers = headers or {}
-        self.extra = extra
-
-    def response(self) -> web.Response:
-        response = problem(self.status, self.title, self.detail, **self.extra)
-        response.headers.update(self.headers)
-        return response
 
 
 def unauthorized(detail: str, error: str | None = "invalid_token") -> Problem:
