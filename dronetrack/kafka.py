@@ -41,7 +41,12 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            NewTopic(
+                name,
+                settings.kafka_topic_partitions,
+                settings.kafka_replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if name in topics.COMPACTED else {},
+            )
             for name in topics.ALL
             if name not in existing
         ]

@@ -1,16 +1,29 @@
-"""The Faust app factory: agents that turn ``drone.telemetry.v1`` into materialized tables."""
+"""The Faust app factory: agents over ``drone.telemetry.v1`` and the fleet-minute partials.
+
+- ``materialize`` takes batches (``take_events``) and hands each to ``process`` (pure) and the
+  sink: latest state, track points, alerts, partials, dead letters, new drone states.
+- ``fleet-minute`` merges partials into a Faust table (changelog-backed) keyed by fleet and
+  minute, and writes each merged minute to the store.
+- A timer raises ``link_lost`` for silent flying drones and publishes consumer lag.
+State and scaling are described in docs/streams.md.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, cast
 
 import faust
-import msgspec
 
-from dronetrack import record, topics
+from dronetrack import topics
 from dronetrack.settings import Settings
-from streams.sink import StoreSink
+from streams import transport, windows
+from streams.alerts import Rules
+from streams.process import Raw, check_links, process
+from streams.sink import StoreSink, stats_topic
+from streams.state import DroneStates
 
 log = logging.getLogger(__name__)
 
@@ -24,38 +37,127 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": max(session_s / 10, 0.1),
         "broker_request_timeout": max(session_s * 3, settings.kafka_request_timeout_ms / 1000),
         "broker_rebalance_timeout": session_s,
+        "broker_commit_interval": 1.0,
         "topic_partitions": settings.kafka_topic_partitions,
         "topic_replication_factor": settings.kafka_replication_factor,
         "table_standby_replicas": 0,
+        # Our ops server (streams.ops) serves the probes and metrics; Faust's stays off (and
+        # loopback-only, should anything start it).
         "web_enabled": False,
-        "web_bind": settings.streams_web_host,
-        "web_port": settings.streams_web_port,
+        "web_bind": "127.0.0.1",
         "datadir": str(settings.streams_data_dir),
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        "stream_buffer_maxsize": max(4096, settings.streams_batch_max * 2),
     }
 
 
-def create_app(settings: Settings, sink: StoreSink) -> faust.App:
+def create_app(settings: Settings, sink: StoreSink, states: DroneStates) -> faust.App:
     app = faust.App(settings.streams_worker_id, **faust_config(settings))
+    transport.install(app, settings.kafka_fetch_max_wait_ms)
+    rules = Rules.from_settings(settings)
+    partitions = settings.kafka_topic_partitions
+    window_s = settings.streams_batch_window_ms / 1000
+    keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
+    # One batch (or timer pass) at a time touches drone state and writes its outputs.
+    lock = asyncio.Lock()
+
     telemetry = app.topic(
-        topics.TELEMETRY,
+        topics.TELEMETRY, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    partials = app.topic(
+        stats_topic(settings),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.kafka_topic_partitions,
+        partitions=partitions,
+        internal=True,
     )
-    window_s = settings.streams_batch_window_ms / 1000
+    # Keyed like the partials topic and placed by the same partitioner, so a minute's changelog
+    # lives in the partition of the worker that merges it.
+    minutes = app.Table(
+        "fleet-minute",
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=partitions,
+        use_partitioner=True,
+    )
 
     @app.agent(telemetry, name="materialize")
     async def materialize(stream: faust.StreamT[bytes]) -> None:
-        """Latest state and track points, written to the store a batch at a time."""
-        async for values in stream.take(settings.streams_batch_max, within=window_s):
-            batch = []
-            for value in values:
-                try:
-                    batch.append(record.decode_topic(value))
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error("undecodable record skipped", extra={"error": str(exc)})
-            await sink.write(batch)
+        # take_events is missing from StreamT's stubs; it acks a batch when the body is done.
+        taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
+        async for batch in taken:
+            raws = [
+                Raw(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in batch
+            ]
+            sink.metrics.batch_size.observe(len(raws))
+            async with lock:
+                await states.load({r.partition for r in raws})
+                out = process(raws, states.get, rules)
+                await _finish(sink.write(out))
+
+    newest: dict[str, int] = {}
+
+    @app.agent(partials, name="fleet-minute")
+    async def fleet_minute(stream: faust.StreamT[bytes]) -> None:
+        async for key, value in stream.items():
+            fleet, minute = windows.parse_key(key)
+            horizon = newest.get(fleet, minute) - keep_ms
+            if minute < horizon:
+                log.warning("partial for an expired minute dropped", extra={"minute": minute})
+                continue
+            agg = windows.decode(value)
+            old = minutes.get(key)
+            if old is not None:
+                agg = windows.merge(windows.decode(old), agg)
+            minutes[key] = windows.encode(agg)
+            await _finish(sink.write_stats([windows.figures(fleet, minute, agg)]))
+            if minute > newest.get(fleet, 0):
+                newest[fleet] = minute
+                for k in [k for k in minutes if windows.parse_key(k)[1] < minute - keep_ms]:
+                    del minutes[k]
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        async with lock:
+            states.forget({tp.partition for tp in revoked if tp.topic == topics.TELEMETRY})
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's timer is untyped
+    async def watch() -> None:
+        """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
+        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.TELEMETRY}
+        async with lock:
+            await states.load(mine)
+            loaded = {p: states.get(p) for p in mine}
+            out = check_links(loaded, time.time_ns() // 1_000_000, rules)
+            if out.alerts:
+                await _finish(sink.write(out))
+        _publish_lag(app, sink)
 
     return app
+
+
+async def _finish(write: Any) -> None:
+    """Let a started write finish even if the agent is cancelled (shutdown): Faust acks a
+    taken batch when the agent leaves it, so leaving it half-written could lose it."""
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def _publish_lag(app: faust.App, sink: StoreSink) -> None:
+    consumer = app.consumer
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        committed = cast(Any, consumer)._committed_offset.get(tp)
+        if highwater is None:
+            continue
+        lag = max(0, highwater - (committed or 0))
+        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
