@@ -12,7 +12,7 @@ from streams import ops
 from streams.app import create_app
 from streams.metrics import StreamMetrics
 from streams.sink import StoreSink
-from streams.state import DroneStates
+from streams.state import drone_states
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     web = ops.create_app()
     server = ops.OpsServer(web, settings.streams_web_host, settings.streams_web_port)
     sink = StoreSink(settings, open_store(settings), StreamMetrics(web[REGISTRY]))
-    app = create_app(settings, sink, DroneStates(settings))
+    app = create_app(settings, sink, drone_states(settings))
 
     async def kafka_ready() -> object:
         assert sink.producer is not None, "not started"

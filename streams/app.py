@@ -2,8 +2,8 @@
 
 - ``materialize`` takes batches (``take_events``) and hands each to ``process`` (pure) and the
   sink: latest state, track points, alerts, partials, dead letters, new drone states.
-- ``fleet-minute`` merges partials into a Faust table (changelog-backed) keyed by fleet and
-  minute, and writes each merged minute to the store.
+- ``fleet-minute`` merges partials into per-(fleet, minute) aggregates (state restored from a
+  compacted topic, see streams.state) and writes each merged minute to the store.
 - A timer raises ``link_lost`` for silent flying drones and publishes consumer lag.
 State and scaling are described in docs/streams.md.
 """
@@ -18,12 +18,13 @@ from typing import Any, cast
 import faust
 
 from dronetrack import topics
+from dronetrack.events import LatestState
 from dronetrack.settings import Settings
 from streams import transport, windows
 from streams.alerts import Rules
 from streams.process import Raw, check_links, process
-from streams.sink import StoreSink, stats_topic
-from streams.state import DroneStates
+from streams.sink import StoreSink, minute_states, stats_topic
+from streams.state import TopicState
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def faust_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, sink: StoreSink, states: DroneStates) -> faust.App:
+def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestState]) -> faust.App:
     app = faust.App(settings.streams_worker_id, **faust_config(settings))
     transport.install(app, settings.kafka_fetch_max_wait_ms)
     rules = Rules.from_settings(settings)
@@ -61,6 +62,8 @@ def create_app(settings: Settings, sink: StoreSink, states: DroneStates) -> faus
     keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
     # One batch (or timer pass) at a time touches drone state and writes its outputs.
     lock = asyncio.Lock()
+    stats_lock = asyncio.Lock()
+    minutes = minute_states(settings)
 
     telemetry = app.topic(
         topics.TELEMETRY, key_serializer="raw", value_serializer="raw", partitions=partitions
@@ -70,17 +73,6 @@ def create_app(settings: Settings, sink: StoreSink, states: DroneStates) -> faus
         key_serializer="raw",
         value_serializer="raw",
         partitions=partitions,
-        internal=True,
-    )
-    # Keyed like the partials topic and placed by the same partitioner, so a minute's changelog
-    # lives in the partition of the worker that merges it.
-    minutes = app.Table(
-        "fleet-minute",
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
-        partitions=partitions,
-        use_partitioner=True,
     )
 
     @app.agent(telemetry, name="materialize")
@@ -98,31 +90,27 @@ def create_app(settings: Settings, sink: StoreSink, states: DroneStates) -> faus
                 out = process(raws, states.get, rules)
                 await _finish(sink.write(out))
 
-    newest: dict[str, int] = {}
-
     @app.agent(partials, name="fleet-minute")
     async def fleet_minute(stream: faust.StreamT[bytes]) -> None:
-        async for key, value in stream.items():
-            fleet, minute = windows.parse_key(key)
-            horizon = newest.get(fleet, minute) - keep_ms
-            if minute < horizon:
-                log.warning("partial for an expired minute dropped", extra={"minute": minute})
-                continue
-            agg = windows.decode(value)
-            old = minutes.get(key)
-            if old is not None:
-                agg = windows.merge(windows.decode(old), agg)
-            minutes[key] = windows.encode(agg)
-            await _finish(sink.write_stats([windows.figures(fleet, minute, agg)]))
-            if minute > newest.get(fleet, 0):
-                newest[fleet] = minute
-                for k in [k for k in minutes if windows.parse_key(k)[1] < minute - keep_ms]:
-                    del minutes[k]
+        taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
+        async for batch in taken:
+            async with stats_lock:
+                await minutes.load({e.message.partition for e in batch})
+                changed = windows.fold(
+                    minutes.get,
+                    [(e.message.partition, e.message.key, e.message.value) for e in batch],
+                    keep_ms,
+                )
+                await _finish(sink.write_minutes(changed))
+
+    partials_name = stats_topic(settings)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         async with lock:
             states.forget({tp.partition for tp in revoked if tp.topic == topics.TELEMETRY})
+        async with stats_lock:
+            minutes.forget({tp.partition for tp in revoked if tp.topic == partials_name})
 
     app.on_partitions_revoked.connect(on_revoked)
 

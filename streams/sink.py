@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import mode
@@ -27,10 +27,11 @@ from aiokafka import AIOKafkaProducer
 
 from dronetrack import events, kafka, topics
 from dronetrack.settings import Settings
-from dronetrack.store import FleetStats, Store
+from dronetrack.store import Store
 from streams import windows
 from streams.metrics import StreamMetrics
 from streams.process import Output
+from streams.state import TopicState
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ log = logging.getLogger(__name__)
 def stats_topic(settings: Settings) -> str:
     """The internal topic of fleet-minute partials (keyed by fleet and minute)."""
     return f"{settings.streams_worker_id}-fleet-minute"
+
+
+def minute_state_topic(settings: Settings) -> str:
+    """The internal compacted topic the merged fleet-minute aggregates are restored from."""
+    return f"{settings.streams_worker_id}-fleet-minute-state"
+
+
+def minute_states(settings: Settings) -> TopicState[windows.MinuteAgg]:
+    return TopicState(settings, minute_state_topic(settings), windows.decode)
 
 
 class StoreSink(mode.Service):
@@ -56,6 +66,11 @@ class StoreSink(mode.Service):
         self._stats_topic = stats_topic(settings)
 
     async def on_start(self) -> None:
+        await kafka.ensure_topics(
+            self.settings,
+            names=(self._stats_topic, minute_state_topic(self.settings)),
+            compacted={minute_state_topic(self.settings)},
+        )
         await self.store.open()
         self.producer = kafka.producer(
             self.settings, linger_ms=5, max_batch_size=256 * 1024, client_id="dronetrack-streams"
@@ -75,8 +90,32 @@ class StoreSink(mode.Service):
         await self._retry("kafka", lambda: self._publish_latest(out))
         self._observe(out)
 
-    async def write_stats(self, stats: Sequence[FleetStats]) -> None:
-        await self._retry("store", lambda: self.store.write_fleet_stats(stats))
+    async def write_minutes(self, changed: dict[str, tuple[int, windows.MinuteAgg | None]]) -> None:
+        """Merged minutes to the store and to their state topic (None: a tombstone)."""
+        stats = [
+            windows.figures(*windows.parse_key(key.encode()), agg)
+            for key, (_, agg) in changed.items()
+            if agg is not None
+        ]
+        state_topic = minute_state_topic(self.settings)
+
+        async def publish() -> None:
+            await _delivered(
+                [
+                    self._send(
+                        state_topic,
+                        None if agg is None else windows.encode(agg),
+                        key.encode(),
+                        partition,
+                    )
+                    for key, (partition, agg) in changed.items()
+                ]
+            )
+
+        await asyncio.gather(
+            self._retry("store", lambda: self.store.write_fleet_stats(stats)),
+            self._retry("kafka", publish),
+        )
 
     async def _retry(self, target: str, write: Callable[[], Awaitable[None]]) -> None:
         delay = 0.05
@@ -106,7 +145,7 @@ class StoreSink(mode.Service):
     def _send(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | None,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,

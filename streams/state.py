@@ -1,16 +1,22 @@
-"""Per-drone state, held per partition and restored from the compacted ``drone.latest.v1``.
+"""Worker state held per partition and restored from a compacted topic that is its changelog.
 
-Why not a Faust table: a table writes one changelog message per update, about 95 µs per event
-here. The worker already publishes each drone's newest state once per batch to the compacted
-``drone.latest.v1`` (for analysts), partitioned like ``drone.telemetry.v1``, so that topic is the
-changelog: when the worker takes over a partition it reads that partition of ``drone.latest.v1``
-to the end before processing any record of it.
+Why not Faust tables: a table writes one changelog message per update (about 95 µs per event
+here), and its recovery did not survive a killed worker on the embedded broker. Instead:
+- drone state: the worker publishes each touched drone's newest state once per batch to the
+  compacted ``drone.latest.v1`` (for analysts), partitioned like ``drone.telemetry.v1``, so that
+  topic is the changelog;
+- fleet-minute aggregates: published once per batch to the compacted internal
+  ``<worker id>-fleet-minute-state``, partitioned like the partials topic.
+When the worker takes over a partition it reads that partition of the state topic to the end
+before processing any record of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -19,20 +25,23 @@ from dronetrack.events import LatestState
 from dronetrack.settings import Settings
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 
-class DroneStates:
-    def __init__(self, settings: Settings) -> None:
+class TopicState(Generic[V]):
+    def __init__(self, settings: Settings, topic: str, decode: Callable[[bytes], V]) -> None:
         self.settings = settings
-        self._partitions: dict[int, dict[str, LatestState]] = {}
-        self._loading: dict[int, asyncio.Task[dict[str, LatestState]]] = {}
+        self.topic = topic
+        self.decode = decode
+        self._partitions: dict[int, dict[str, V]] = {}
+        self._loading: dict[int, asyncio.Task[dict[str, V]]] = {}
 
-    def get(self, partition: int) -> dict[str, LatestState]:
+    def get(self, partition: int) -> dict[str, V]:
         """A loaded partition's drones (call ``load`` first)."""
         return self._partitions[partition]
 
     @property
-    def loaded(self) -> dict[int, dict[str, LatestState]]:
+    def loaded(self) -> dict[int, dict[str, V]]:
         return self._partitions
 
     async def load(self, partitions: set[int]) -> None:
@@ -46,11 +55,11 @@ class DroneStates:
         for p in missing:
             task = self._loading[p]
             try:
-                drones = await asyncio.shield(task)
+                loaded = await asyncio.shield(task)
             finally:
                 if task.done():
                     self._loading.pop(p, None)
-            self._partitions.setdefault(p, drones)
+            self._partitions.setdefault(p, loaded)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop partitions this worker no longer owns: a later owner may have moved them on."""
@@ -60,8 +69,8 @@ class DroneStates:
             if task is not None:
                 task.cancel()
 
-    async def _read(self, partition: int) -> dict[str, LatestState]:
-        tp = TopicPartition(topics.LATEST, partition)
+    async def _read(self, partition: int) -> dict[str, V]:
+        tp = TopicPartition(self.topic, partition)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.require_kafka(),
             enable_auto_commit=False,
@@ -70,7 +79,7 @@ class DroneStates:
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await consumer.start()
-        drones: dict[str, LatestState] = {}
+        state: dict[str, V] = {}
         try:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
@@ -81,10 +90,23 @@ class DroneStates:
                         if m.key is None:
                             continue
                         if m.value is None:
-                            drones.pop(m.key.decode(), None)
-                        else:
-                            drones[m.key.decode()] = events.decode_latest(m.value)
+                            state.pop(m.key.decode(), None)
+                            continue
+                        try:
+                            state[m.key.decode()] = self.decode(m.value)
+                        except ValueError as exc:  # msgspec errors are ValueErrors
+                            log.error(
+                                "unreadable state record skipped",
+                                extra={"topic": self.topic, "offset": m.offset, "error": str(exc)},
+                            )
         finally:
             await consumer.stop()
-        log.info("partition state restored", extra={"partition": partition, "drones": len(drones)})
-        return drones
+        log.info(
+            "partition state restored",
+            extra={"topic": self.topic, "partition": partition, "keys": len(state)},
+        )
+        return state
+
+
+def drone_states(settings: Settings) -> TopicState[LatestState]:
+    return TopicState(settings, topics.LATEST, events.decode_latest)

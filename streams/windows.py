@@ -8,7 +8,7 @@ a batch replayed after a crash merges to the same figures instead of counting tw
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -117,3 +117,43 @@ def encode(agg: MinuteAgg) -> bytes:
 
 def decode(raw: bytes) -> MinuteAgg:
     return _decoder.decode(raw)
+
+
+def fold(
+    states: Callable[[int], dict[str, MinuteAgg]],
+    partials: Iterable[tuple[int, bytes, bytes]],
+    keep_ms: int,
+) -> dict[str, tuple[int, MinuteAgg | None]]:
+    """Merge (partition, key, partial) into the partitions' minute states (in place). Returns
+    what changed by key: the merged minute, or None for a minute that left the kept horizon
+    (a tombstone). A partial for a minute already past the horizon is dropped."""
+    changed: dict[str, tuple[int, MinuteAgg | None]] = {}
+    touched: set[int] = set()
+    for partition, raw_key, value in partials:
+        state = states(partition)
+        key = raw_key.decode()
+        fleet, minute = parse_key(raw_key)
+        if minute < _newest(state, fleet, minute) - keep_ms:
+            continue
+        old = state.get(key)
+        agg = decode(value) if old is None else merge(old, decode(value))
+        state[key] = agg
+        changed[key] = (partition, agg)
+        touched.add(partition)
+    for partition in touched:
+        state = states(partition)
+        newest: dict[str, int] = {}
+        for key in state:
+            fleet, minute = parse_key(key.encode())
+            newest[fleet] = max(minute, newest.get(fleet, minute))
+        for key in list(state):
+            fleet, minute = parse_key(key.encode())
+            if minute < newest[fleet] - keep_ms:
+                del state[key]
+                changed[key] = (partition, None)
+    return changed
+
+
+def _newest(state: dict[str, MinuteAgg], fleet: str, default: int) -> int:
+    prefix = f"{fleet}|"
+    return max((int(k[len(prefix) :]) for k in state if k.startswith(prefix)), default=default)
