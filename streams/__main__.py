@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import faust
 
 from dronetrack import logs, topics
@@ -16,6 +18,9 @@ from streams.state import drone_states
 
 
 def main() -> None:
+    # The store adapter's thread takes the GIL back after every row it writes; the default 5 ms
+    # switch interval makes it queue behind the event loop's threads for each one.
+    sys.setswitchinterval(0.0005)
     settings = Settings.from_env()
     logs.configure("streams", settings.log_level)
     web = ops.create_app()

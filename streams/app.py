@@ -117,14 +117,17 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def watch() -> None:
         """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
-        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.TELEMETRY}
+        lag = _publish_lag(app, sink)
+        mine = {tp.partition for tp in lag if tp.topic == topics.TELEMETRY}
+        # A partition far behind (catching up after downtime) shows old records as if their
+        # drones were silent now; its gaps are judged from the records instead (alerts.apply).
+        live = {tp.partition for tp, n in lag.items() if n <= settings.streams_batch_max} & mine
         async with lock:
             await states.load(mine)
-            loaded = {p: states.get(p) for p in mine}
+            loaded = {p: states.get(p) for p in live}
             out = check_links(loaded, time.time_ns() // 1_000_000, rules)
             if out.alerts:
                 await _finish(sink.write(out))
-        _publish_lag(app, sink)
 
     return app
 
@@ -140,12 +143,16 @@ async def _finish(write: Any) -> None:
         raise
 
 
-def _publish_lag(app: faust.App, sink: StoreSink) -> None:
+def _publish_lag(app: faust.App, sink: StoreSink) -> dict[Any, int]:
+    """Consumer lag per assigned partition: highwater minus the committed offset (what
+    ``kafka-consumer-groups`` shows, and what an autoscaler on lag should read)."""
     consumer = app.consumer
+    lags: dict[Any, int] = {}
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
-        committed = cast(Any, consumer)._committed_offset.get(tp)
         if highwater is None:
             continue
-        lag = max(0, highwater - (committed or 0))
-        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+        committed = cast(Any, consumer)._committed_offset.get(tp)
+        lags[tp] = max(0, highwater - (committed or 0))
+        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(lags[tp])
+    return lags

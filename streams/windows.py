@@ -19,7 +19,7 @@ from streams.alerts import in_flight
 MINUTE_MS = 60_000
 
 
-class DroneMinute(msgspec.Struct, array_like=True):
+class DroneMinute(msgspec.Struct, array_like=True, gc=False):
     """One drone within one minute: its last record's battery, its lowest, whether it flew."""
 
     last_ts: int
@@ -28,7 +28,7 @@ class DroneMinute(msgspec.Struct, array_like=True):
     in_flight: bool
 
 
-class MinuteAgg(msgspec.Struct):
+class MinuteAgg(msgspec.Struct, gc=False):
     drones: dict[str, DroneMinute] = msgspec.field(default_factory=dict)
     alerts: set[str] = msgspec.field(default_factory=set)  # ids of alerts raised in the minute
 
