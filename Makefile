@@ -31,3 +31,6 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+bench-streams: $(STAMP)
+	$(BIN)/python -m bench.streams

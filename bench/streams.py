@@ -2,7 +2,9 @@
 
 1. Throughput: fill ``drone.telemetry.v1`` with a simulated fleet's records, start N workers
    (one, then two, each run on a fresh broker and store), and time them through it: events/s
-   from the worker's own counters, between 10% and 90% of the records (start-up excluded).
+   from the worker's own counters, between 10% and 90% of the records (start-up excluded), and
+   the workers' CPU per event. Then the same for a bare Faust worker whose agent only counts
+   (bench/faust_baseline.py), which is Faust's own share.
 2. Latency: one worker, records produced at half the one-worker peak for a while, each stamped
    ``received_at`` when sent; p50/p99 of received-to-stored from the worker's histogram.
 Alerts and minute statistics are on (the simulated batteries drain, so alerts do fire). This
@@ -185,6 +187,30 @@ async def throughput(settings: Settings, workers: int, n: int, drones: int, log:
     return 0.8 * n / (marks[0.9] - marks[0.1])
 
 
+async def baseline(settings: Settings, n: int, drones: int, log: Path) -> str:
+    """Faust alone: a worker whose agent only counts the same records."""
+    await fill(settings, drones, n)
+    done = log.with_suffix(".count")
+    env = {**os.environ, **settings.to_env(), "BENCH_DONE_FILE": str(done)}
+    with log.open("ab") as out:
+        proc = processes.spawn([sys.executable, "-m", "bench.faust_baseline"], env=env, output=out)
+    marks: dict[float, tuple[float, float]] = {}
+    deadline = time.monotonic() + 600
+    while len(marks) < 2 and time.monotonic() < deadline:
+        seen = int(done.read_text() or 0) if done.exists() else 0
+        for frac in (0.1, 0.9):
+            if frac not in marks and seen >= frac * n:
+                marks[frac] = (time.perf_counter(), cpu_seconds(proc.pid))
+        await asyncio.sleep(0.05)
+    processes.stop(proc, 30)
+    if len(marks) < 2:
+        raise SystemExit("the baseline worker did not get through the records; see " + str(log))
+    (t1, c1), (t9, c9) = marks[0.1], marks[0.9]
+    return (
+        f"{0.8 * n / (t9 - t1):,.0f} events/s, CPU per event {(c9 - c1) / (0.8 * n) * 1e6:.0f} µs"
+    )
+
+
 async def latency(settings: Settings, rate: float, seconds: float, drones: int, log: Path) -> str:
     worker = Worker(settings, log)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
@@ -222,6 +248,9 @@ def main() -> None:
                 throughput(settings, workers, args.records, args.drones, base / f"w{workers}.log")
             )
         print(f"{workers} worker(s): {peaks[workers]:,.0f} events/s", flush=True)
+    with broker_and_settings(base, "baseline") as settings:
+        bare = asyncio.run(baseline(settings, args.records, args.drones, base / "baseline.log"))
+    print(f"Faust alone (agent only counts, same batching): {bare}", flush=True)
     rate = peaks[1] / 2
     with broker_and_settings(base, "latency") as settings:
         figures = asyncio.run(

@@ -187,3 +187,15 @@ def test_a_position_jump_faster_than_the_max_speed_is_flagged() -> None:
     assert jumped is not None
     assert jumped.implausible_speed_mps is not None
     assert 10_000 < jumped.implausible_speed_mps < 12_000
+
+
+def test_published_event_schemas_match_the_code(repo_root: Any) -> None:
+    import json
+
+    from dronetrack import events
+
+    for name, schema in events.json_schemas().items():
+        published = json.loads((repo_root / "docs" / "schemas" / name).read_text())
+        assert published == schema, (
+            f"docs/schemas/{name} is stale: run `dronetrack schema --out docs/schemas`"
+        )
