@@ -25,6 +25,7 @@ from streams.alerts import Rules
 from streams.process import Raw, check_links, process
 from streams.sink import StoreSink, minute_states, stats_topic
 from streams.state import TopicState
+from streams.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,15 @@ def faust_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestState]) -> faust.App:
     app = faust.App(settings.streams_worker_id, **faust_config(settings))
-    transport.install(app, settings.kafka_fetch_max_wait_ms)
+    # Batches' writes run behind the next batch's taking; commits wait for them.
+    behind = WriteBehind()
+    transport.install(app, settings.kafka_fetch_max_wait_ms, behind.quiesced)
     rules = Rules.from_settings(settings)
     partitions = settings.kafka_topic_partitions
     window_s = settings.streams_batch_window_ms / 1000
     keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
-    # One batch (or timer pass) at a time touches drone state and writes its outputs.
-    lock = asyncio.Lock()
+    # One batch (or timer pass) at a time touches drone state (behind.lock), the same for the
+    # fleet-minute state (stats_lock).
     stats_lock = asyncio.Lock()
     minutes = minute_states(settings)
 
@@ -85,10 +88,10 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
                 for e in batch
             ]
             sink.metrics.batch_size.observe(len(raws))
-            async with lock:
+            async with behind.lock:
                 await states.load({r.partition for r in raws})
                 out = process(raws, states.get, rules)
-                await _finish(sink.write(out))
+                await behind.submit(sink.write(out))
 
     @app.agent(partials, name="fleet-minute")
     async def fleet_minute(stream: faust.StreamT[bytes]) -> None:
@@ -107,7 +110,7 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        async with lock:
+        async with behind.quiesced():
             states.forget({tp.partition for tp in revoked if tp.topic == topics.TELEMETRY})
         async with stats_lock:
             minutes.forget({tp.partition for tp in revoked if tp.topic == partials_name})
@@ -122,12 +125,12 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
         # A partition far behind (catching up after downtime) shows old records as if their
         # drones were silent now; its gaps are judged from the records instead (alerts.apply).
         live = {tp.partition for tp, n in lag.items() if n <= settings.streams_batch_max} & mine
-        async with lock:
+        async with behind.lock:
             await states.load(mine)
             loaded = {p: states.get(p) for p in live}
             out = check_links(loaded, time.time_ns() // 1_000_000, rules)
             if out.alerts:
-                await _finish(sink.write(out))
+                await behind.submit(sink.write(out))
 
     return app
 
