@@ -121,10 +121,11 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
     async def watch() -> None:
         """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
         lag = _publish_lag(app, sink)
-        mine = {tp.partition for tp in lag if tp.topic == topics.TELEMETRY}
+        behind_by = {tp.partition: n for tp, n in lag.items() if tp.topic == topics.TELEMETRY}
+        mine = set(behind_by)
         # A partition far behind (catching up after downtime) shows old records as if their
         # drones were silent now; its gaps are judged from the records instead (alerts.apply).
-        live = {tp.partition for tp, n in lag.items() if n <= settings.streams_batch_max} & mine
+        live = {p for p, n in behind_by.items() if n <= settings.streams_batch_max}
         async with behind.lock:
             await states.load(mine)
             loaded = {p: states.get(p) for p in live}
