@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration bench-ingest bench-dashboard chromium clean
+.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,8 @@ bench-ingest: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: bench-store
 bench-store: $(STAMP)
 	$(BIN)/python -m bench.store
+
+bench-streams: $(STAMP)
+	$(BIN)/python -m bench.streams

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Collection, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,8 +32,12 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create the project's topics if they are missing (idempotent)."""
+async def ensure_topics(
+    settings: Settings,
+    names: Iterable[str] = topics.ALL,
+    compacted: Collection[str] = topics.COMPACTED,
+) -> None:
+    """Create topics if they are missing (idempotent): the project's, unless ``names`` says."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.require_kafka(),
         request_timeout_ms=settings.kafka_request_timeout_ms,
@@ -41,8 +46,13 @@ async def ensure_topics(settings: Settings) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
-            for name in topics.ALL
+            NewTopic(
+                name,
+                settings.kafka_topic_partitions,
+                settings.kafka_replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+            )
+            for name in names
             if name not in existing
         ]
         if wanted:

@@ -115,6 +115,24 @@ class Settings:
     # Generous enough for a busy 2-core box; short enough that a crashed worker's partitions move.
     streams_session_timeout_ms: int = 10_000
     streams_data_dir: Path = Path("var/streams")
+    # Battery alerts (percent): raise at or below the threshold, clear at or above the clear
+    # level; the gap between the two is the hysteresis that stops an alert storm.
+    streams_battery_low_pct: float = 20.0
+    streams_battery_low_clear_pct: float = 25.0
+    streams_battery_critical_pct: float = 10.0
+    streams_battery_critical_clear_pct: float = 13.0
+    # rapid_drain: battery lost per minute over the sliding window (raise / clear levels).
+    streams_rapid_drain_pct_per_min: float = 6.0
+    streams_rapid_drain_clear_pct_per_min: float = 4.0
+    streams_rapid_drain_window_s: float = 60.0
+    # link_lost: a flying drone that has sent nothing for this long.
+    streams_link_lost_after_s: float = 30.0
+    # A position jump implying more than this ground speed is flagged as implausible.
+    streams_max_speed_mps: float = 150.0
+    # Per-minute fleet statistics are kept (and late records merged) for this many minutes.
+    streams_stats_keep_minutes: int = 10
+    # Store writes are retried with exponential backoff up to this delay, without limit.
+    streams_sink_backoff_max_ms: int = 5_000
 
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8000

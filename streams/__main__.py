@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import sys
+
 import faust
 
-from dronetrack import logs
+from dronetrack import logs, topics
 from dronetrack.settings import Settings
 from dronetrack.store import open_store
+from dronetrack.web import REGISTRY
+from streams import ops
 from streams.app import create_app
+from streams.metrics import StreamMetrics
 from streams.sink import StoreSink
+from streams.state import drone_states
 
 
 def main() -> None:
+    # The store adapter's thread takes the GIL back after every row it writes; the default 5 ms
+    # switch interval makes it queue behind the event loop's threads for each one.
+    sys.setswitchinterval(0.0005)
     settings = Settings.from_env()
     logs.configure("streams", settings.log_level)
-    sink = StoreSink(open_store(settings))
-    app = create_app(settings, sink)
+    web = ops.create_app()
+    server = ops.OpsServer(web, settings.streams_web_host, settings.streams_web_port)
+    sink = StoreSink(settings, open_store(settings), StreamMetrics(web[REGISTRY]))
+    app = create_app(settings, sink, drone_states(settings))
+
+    async def kafka_ready() -> object:
+        assert sink.producer is not None, "not started"
+        return await sink.producer.partitions_for(topics.TELEMETRY)
+
+    server.add_check("store", sink.store.ping)
+    server.add_check("kafka", kafka_ready)
     worker = faust.Worker(
         app,
+        server,
         sink,
         loglevel=settings.log_level,
         override_logging=False,

@@ -1,16 +1,31 @@
-"""The Faust app factory: agents that turn ``drone.telemetry.v1`` into materialized tables."""
+"""The Faust app factory: agents over ``drone.telemetry.v1`` and the fleet-minute partials.
+
+- ``materialize`` takes batches (``take_events``) and hands each to ``process`` (pure) and the
+  sink: latest state, track points, alerts, partials, dead letters, new drone states.
+- ``fleet-minute`` merges partials into per-(fleet, minute) aggregates (state restored from a
+  compacted topic, see streams.state) and writes each merged minute to the store.
+- A timer raises ``link_lost`` for silent flying drones and publishes consumer lag.
+State and scaling are described in docs/streams.md.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, cast
 
 import faust
-import msgspec
 
-from dronetrack import record, topics
+from dronetrack import topics
+from dronetrack.events import LatestState
 from dronetrack.settings import Settings
-from streams.sink import StoreSink
+from streams import transport, windows
+from streams.alerts import Rules
+from streams.process import Raw, check_links, process
+from streams.sink import StoreSink, minute_states, stats_topic
+from streams.state import TopicState
+from streams.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -24,38 +39,124 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": max(session_s / 10, 0.1),
         "broker_request_timeout": max(session_s * 3, settings.kafka_request_timeout_ms / 1000),
         "broker_rebalance_timeout": session_s,
+        "broker_commit_interval": 1.0,
         "topic_partitions": settings.kafka_topic_partitions,
         "topic_replication_factor": settings.kafka_replication_factor,
         "table_standby_replicas": 0,
+        # Our ops server (streams.ops) serves the probes and metrics; Faust's stays off (and
+        # loopback-only, should anything start it).
         "web_enabled": False,
-        "web_bind": settings.streams_web_host,
-        "web_port": settings.streams_web_port,
+        "web_bind": "127.0.0.1",
         "datadir": str(settings.streams_data_dir),
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        "stream_buffer_maxsize": max(4096, settings.streams_batch_max * 2),
     }
 
 
-def create_app(settings: Settings, sink: StoreSink) -> faust.App:
+def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestState]) -> faust.App:
     app = faust.App(settings.streams_worker_id, **faust_config(settings))
+    # Batches' writes run behind the next batch's taking; commits wait for them.
+    behind = WriteBehind()
+    transport.install(app, settings.kafka_fetch_max_wait_ms, behind.quiesced)
+    rules = Rules.from_settings(settings)
+    partitions = settings.kafka_topic_partitions
+    window_s = settings.streams_batch_window_ms / 1000
+    keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
+    # One batch (or timer pass) at a time touches drone state (behind.lock), the same for the
+    # fleet-minute state (stats_lock).
+    stats_lock = asyncio.Lock()
+    minutes = minute_states(settings)
+
     telemetry = app.topic(
-        topics.TELEMETRY,
+        topics.TELEMETRY, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    partials = app.topic(
+        stats_topic(settings),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.kafka_topic_partitions,
+        partitions=partitions,
     )
-    window_s = settings.streams_batch_window_ms / 1000
 
     @app.agent(telemetry, name="materialize")
     async def materialize(stream: faust.StreamT[bytes]) -> None:
-        """Latest state and track points, written to the store a batch at a time."""
-        async for values in stream.take(settings.streams_batch_max, within=window_s):
-            batch = []
-            for value in values:
-                try:
-                    batch.append(record.decode_topic(value))
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.error("undecodable record skipped", extra={"error": str(exc)})
-            await sink.write(batch)
+        # take_events is missing from StreamT's stubs; it acks a batch when the body is done.
+        taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
+        async for batch in taken:
+            raws = [
+                Raw(e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in batch
+            ]
+            sink.metrics.batch_size.observe(len(raws))
+            async with behind.lock:
+                await states.load({r.partition for r in raws})
+                out = process(raws, states.get, rules)
+                await behind.submit(sink.write(out))
+
+    @app.agent(partials, name="fleet-minute")
+    async def fleet_minute(stream: faust.StreamT[bytes]) -> None:
+        taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
+        async for batch in taken:
+            async with stats_lock:
+                await minutes.load({e.message.partition for e in batch})
+                changed = windows.fold(
+                    minutes.get,
+                    [(e.message.partition, e.message.key, e.message.value) for e in batch],
+                    keep_ms,
+                )
+                await _finish(sink.write_minutes(changed))
+
+    partials_name = stats_topic(settings)
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        async with behind.quiesced():
+            states.forget({tp.partition for tp in revoked if tp.topic == topics.TELEMETRY})
+        async with stats_lock:
+            minutes.forget({tp.partition for tp in revoked if tp.topic == partials_name})
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's timer is untyped
+    async def watch() -> None:
+        """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
+        lag = _publish_lag(app, sink)
+        behind_by = {tp.partition: n for tp, n in lag.items() if tp.topic == topics.TELEMETRY}
+        mine = set(behind_by)
+        # A partition far behind (catching up after downtime) shows old records as if their
+        # drones were silent now; its gaps are judged from the records instead (alerts.apply).
+        live = {p for p, n in behind_by.items() if n <= settings.streams_batch_max}
+        async with behind.lock:
+            await states.load(mine)
+            loaded = {p: states.get(p) for p in live}
+            out = check_links(loaded, time.time_ns() // 1_000_000, rules)
+            if out.alerts:
+                await behind.submit(sink.write(out))
 
     return app
+
+
+async def _finish(write: Any) -> None:
+    """Let a started write finish even if the agent is cancelled (shutdown): Faust acks a
+    taken batch when the agent leaves it, so leaving it half-written could lose it."""
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def _publish_lag(app: faust.App, sink: StoreSink) -> dict[Any, int]:
+    """Consumer lag per assigned partition: highwater minus the committed offset (what
+    ``kafka-consumer-groups`` shows, and what an autoscaler on lag should read)."""
+    consumer = app.consumer
+    lags: dict[Any, int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        committed = cast(Any, consumer)._committed_offset.get(tp)
+        lags[tp] = max(0, highwater - (committed or 0))
+        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(lags[tp])
+    return lags

@@ -1,48 +1,220 @@
-"""The store sink: the worker's one owner of the store connection."""
+"""The sink: the worker's one owner of the store connection and of its Kafka producer.
+
+A batch's outputs are written in two steps, and the order is what makes crashes harmless:
+1. the store (telemetry, alert rows) and, concurrently, the alert events, the fleet-minute
+   partials and the dead letters on Kafka;
+2. then each touched drone's new state on ``drone.latest.v1``, the topic the worker restores its
+   state from.
+So a state on ``drone.latest.v1`` implies its alerts are stored and published. A crash before step
+2 replays the batch from the last committed offset against the older state: every write is an
+idempotent upsert or carries a deterministic id, so the replay neither loses nor doubles a row.
+Failed steps are retried with capped exponential backoff for as long as it takes (the store or
+broker being down stalls the stream and shows in metrics and /readyz; it never skips data). A
+retried publish may repeat an alert event, exactly as a replay does; consumers deduplicate on
+(``alert_id``, ``event``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import mode
+from aiokafka import AIOKafkaProducer
 
-from dronetrack.record import Telemetry
+from dronetrack import events, kafka, topics
+from dronetrack.settings import Settings
 from dronetrack.store import Store
+from streams import windows
+from streams.metrics import StreamMetrics
+from streams.process import Output
+from streams.state import TopicState
 
 log = logging.getLogger(__name__)
 
 
-class StoreSink(mode.Service):
-    """Opens the store before the app starts consuming and closes it after the app stopped
-    (the Faust worker starts its extra services before the app and stops them after)."""
+def stats_topic(settings: Settings) -> str:
+    """The internal topic of fleet-minute partials (keyed by fleet and minute)."""
+    return f"{settings.streams_worker_id}-fleet-minute"
 
-    def __init__(self, store: Store, retries: int = 5, **kwargs: object) -> None:
+
+def minute_state_topic(settings: Settings) -> str:
+    """The internal compacted topic the merged fleet-minute aggregates are restored from."""
+    return f"{settings.streams_worker_id}-fleet-minute-state"
+
+
+def minute_states(settings: Settings) -> TopicState[windows.MinuteAgg]:
+    return TopicState(settings, minute_state_topic(settings), windows.decode)
+
+
+class StoreSink(mode.Service):
+    """Opens the store and the producer before the app starts consuming and closes them after
+    the app stopped (the Faust worker starts its extra services first and stops them last)."""
+
+    def __init__(
+        self, settings: Settings, store: Store, metrics: StreamMetrics, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.settings = settings
         self.store = store
-        self.retries = retries
+        self.metrics = metrics
+        self.producer: AIOKafkaProducer | None = None
+        self._backoff_max = settings.streams_sink_backoff_max_ms / 1000
+        self._stats_topic = stats_topic(settings)
 
     async def on_start(self) -> None:
+        await kafka.ensure_topics(
+            self.settings,
+            names=(self._stats_topic, minute_state_topic(self.settings)),
+            compacted={minute_state_topic(self.settings)},
+        )
         await self.store.open()
+        self.producer = kafka.producer(
+            self.settings, linger_ms=5, max_batch_size=256 * 1024, client_id="dronetrack-streams"
+        )
+        await self.producer.start()
 
     async def on_stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
         await self.store.close()
 
-    async def write(self, records: Sequence[Telemetry]) -> None:
-        """Write a batch, retrying with backoff: every write is idempotent, so a retry is safe.
-        After the last retry the error propagates and the batch's offsets stay uncommitted."""
+    async def write(self, out: Output) -> None:
+        await asyncio.gather(
+            self._retry("store", lambda: self._store(out)),
+            self._retry("kafka", lambda: self._publish_events(out)),
+        )
+        await self._retry("kafka", lambda: self._publish_latest(out))
+        self._observe(out)
+
+    async def write_minutes(self, changed: dict[str, tuple[int, windows.MinuteAgg | None]]) -> None:
+        """Merged minutes to the store and to their state topic (None: a tombstone)."""
+        stats = [
+            windows.figures(*windows.parse_key(key.encode()), agg)
+            for key, (_, agg) in changed.items()
+            if agg is not None
+        ]
+        state_topic = minute_state_topic(self.settings)
+
+        async def publish() -> None:
+            await _delivered(
+                [
+                    self._send(
+                        state_topic,
+                        None if agg is None else windows.encode(agg),
+                        key.encode(),
+                        partition,
+                    )
+                    for key, (partition, agg) in changed.items()
+                ]
+            )
+
+        await asyncio.gather(
+            self._retry("store", lambda: self.store.write_fleet_stats(stats)),
+            self._retry("kafka", publish),
+        )
+
+    async def _retry(self, target: str, write: Callable[[], Awaitable[None]]) -> None:
         delay = 0.05
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
+            start = time.perf_counter()
             try:
-                await self.store.write_telemetry(records)
+                await write()
+                self.metrics.sink_seconds.labels(target).observe(time.perf_counter() - start)
                 return
             except Exception as exc:
-                if attempt == self.retries:
-                    raise
+                attempt += 1
+                self.metrics.sink_errors.labels(target).inc()
                 log.warning(
-                    "store write failed, retrying",
-                    extra={"error": repr(exc), "attempt": attempt + 1},
+                    "sink write failed, retrying",
+                    extra={"target": target, "error": repr(exc), "attempt": attempt},
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, self._backoff_max)
+
+    async def _store(self, out: Output) -> None:
+        # One adapter call per table; the adapter batches (SQLite: one transaction each).
+        await self.store.write_telemetry(out.records)
+        if out.alerts:
+            await self.store.write_alerts([e.to_row() for e in out.alerts])
+
+    def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[asyncio.Future[object]]:
+        assert self.producer is not None, "sink not started"
+        send = self.producer.send(topic, value, key=key, partition=partition, headers=headers)
+        return cast(Awaitable[asyncio.Future[object]], send)
+
+    async def _publish_events(self, out: Output) -> None:
+        sends = [
+            self._send(topics.ALERTS, events.encode(e), e.drone_id.encode()) for e in out.alerts
+        ]
+        sends += [
+            self._send(self._stats_topic, windows.encode(agg), windows.table_key(fleet, minute))
+            for (fleet, minute), agg in out.partials.by_key.items()
+        ]
+        sends += [
+            self._send(
+                topics.DEAD_LETTER,
+                d.raw.value,
+                d.raw.key,
+                headers=[
+                    ("dlq.reason", d.reason.encode()),
+                    ("dlq.topic", topics.TELEMETRY.encode()),
+                    ("dlq.partition", str(d.raw.partition).encode()),
+                    ("dlq.offset", str(d.raw.offset).encode()),
+                ],
+            )
+            for d in out.dead
+        ]
+        await _delivered(sends)
+
+    async def _publish_latest(self, out: Output) -> None:
+        await _delivered(
+            [
+                self._send(topics.LATEST, events.encode(state), drone_id.encode(), partition)
+                for drone_id, (partition, state) in out.latest.items()
+            ]
+        )
+
+    def _observe(self, out: Output) -> None:
+        m = self.metrics
+        now_ms = time.time() * 1000
+        freshness, processing = m.freshness.observe, m.processing.observe
+        for rec in out.records:
+            freshness(max(0.0, now_ms - rec.received_at) / 1000)
+            processing(max(0.0, now_ms - rec.ts) / 1000)
+        m.events.labels("stored").inc(len(out.records))
+        if out.out_of_order:
+            m.events.labels("out_of_order").inc(out.out_of_order)
+        if out.dead:
+            m.events.labels("dead_letter").inc(len(out.dead))
+            for d in out.dead:
+                log.error(
+                    "record dead-lettered",
+                    extra={
+                        "partition": d.raw.partition,
+                        "offset": d.raw.offset,
+                        "reason": d.reason,
+                    },
+                )
+        if out.implausible:
+            m.implausible.inc(out.implausible)
+        for e in out.alerts:
+            m.alerts.labels(e.type, e.event).inc()
+
+
+async def _delivered(sends: list[Awaitable[asyncio.Future[object]]]) -> None:
+    """Await the sends (each returns a delivery future), then every delivery."""
+    if sends:
+        futures = await asyncio.gather(*sends)
+        await asyncio.gather(*futures)

@@ -1,0 +1,100 @@
+"""One batch of raw topic records in, everything the worker must write out: pure, no I/O.
+
+The agent hands each batch here and gives the result to the sink, so a batch is decoded once,
+every drone's state is advanced once per record, and the outputs are grouped for batched writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from dronetrack import record
+from dronetrack.events import AlertEvent, LatestState
+from dronetrack.record import Telemetry
+from streams.alerts import Rules, apply, check_link
+from streams.windows import Partials
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A record as it came off the topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """A record that cannot be processed, and why."""
+
+    raw: Raw
+    reason: str
+
+
+@dataclass
+class Output:
+    records: list[Telemetry] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+    # (partition, state): each drone's newest state after the batch, once.
+    latest: dict[str, tuple[int, LatestState]] = field(default_factory=dict)
+    partials: Partials = field(default_factory=Partials)
+    dead: list[Dead] = field(default_factory=list)
+    out_of_order: int = 0
+    implausible: int = 0
+
+    def add_alerts(self, events: list[AlertEvent]) -> None:
+        self.alerts.extend(events)
+        raised = [(e.alert_id, e.raised_at) for e in events if e.event == "raised"]
+        if raised:
+            self.partials.add_alerts(events[0].fleet, raised)
+
+
+States = Callable[[int], dict[str, LatestState]]
+
+
+def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
+    """Decode, advance each drone's state (in ``states(partition)``, updated in place) and
+    collect the outputs. A record that fails here is dead-lettered; the batch goes on."""
+    out = Output()
+    for raw in batch:
+        try:
+            rec = record.decode_topic(raw.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            out.dead.append(Dead(raw, f"undecodable: {exc}"))
+            continue
+        try:
+            drones = states(raw.partition)
+            state, events = apply(drones.get(rec.drone_id), rec, rules)
+        except Exception as exc:  # a bug must not stop the stream: park the record, go on
+            out.dead.append(Dead(raw, f"processing failed: {type(exc).__name__}: {exc}"))
+            continue
+        out.records.append(rec)
+        out.partials.add_record(rec)
+        if state is None:
+            out.out_of_order += 1
+            continue
+        drones[rec.drone_id] = state
+        out.latest[rec.drone_id] = (raw.partition, state)
+        if state.implausible_speed_mps is not None:
+            out.implausible += 1
+        if events:
+            out.add_alerts(events)
+    return out
+
+
+def check_links(partitions: dict[int, dict[str, LatestState]], now_ms: int, rules: Rules) -> Output:
+    """The timer's pass: raise ``link_lost`` for silent flying drones of these partitions."""
+    out = Output()
+    for partition, drones in partitions.items():
+        for drone_id, state in list(drones.items()):
+            new, events = check_link(state, now_ms, rules)
+            if new is not None:
+                drones[drone_id] = new
+                out.latest[drone_id] = (partition, new)
+                out.add_alerts(events)
+    return out

@@ -1,0 +1,103 @@
+"""Helpers for the stream worker's integration tests: a scripted flight, a producer, a topic
+reader, and the expected alerts computed by the same pure state machine the worker runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from dronetrack import kafka, record, topics
+from dronetrack.events import AlertEvent
+from dronetrack.record import Telemetry
+from dronetrack.settings import Settings
+from streams.alerts import Rules, apply
+
+
+def flight(fleet: str, drone_id: str, n: int, t0: int) -> list[Telemetry]:
+    """Drain fast from 40% towards empty while flying (low, critical, rapid_drain), then land
+    and charge (every alert clears). One record per second of event time."""
+    out = []
+    for i in range(n):
+        draining = i < 160
+        battery = max(0.0, 40 - i * 0.25) if draining else min(100.0, (i - 160) * 1.0)
+        out.append(
+            Telemetry(
+                drone_id=drone_id,
+                fleet=fleet,
+                ts=t0 + i * 1000,
+                received_at=int(time.time() * 1000),
+                lat=47.0 + i / 10_000,
+                lon=8.0,
+                alt_m=100.0 if draining else 0.0,
+                speed_mps=11.0 if draining else 0.0,
+                heading_deg=0.0,
+                battery_pct=battery,
+                status="airborne" if draining else "ground",
+                seq=i,
+            )
+        )
+    return out
+
+
+async def produce(
+    settings: Settings, records: Iterable[Telemetry | tuple[bytes | None, bytes]]
+) -> None:
+    """Send records (or raw key/value pairs) keyed as ingest does, and wait for every ack."""
+    producer = kafka.producer(settings, linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for item in records:
+            if isinstance(item, Telemetry):
+                # Stamp received_at at send time, as ingest does.
+                r = msgspec.structs.replace(item, received_at=int(time.time() * 1000))
+                key, value = r.drone_id.encode(), record.encode(r)
+            else:
+                key, value = item
+            futures.append(await producer.send(topics.TELEMETRY, value, key=key))
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    settings: Settings, topic: str, keep: Callable[[ConsumerRecord[bytes, bytes]], bool]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` so far (all partitions, from the beginning) that ``keep``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.require_kafka(),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.kafka_topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(m for m in batch if keep(m))
+        return found
+    finally:
+        await consumer.stop()
+
+
+def expected_alerts(settings: Settings, records: list[Telemetry]) -> list[AlertEvent]:
+    """What the worker must emit: the state machine run over each drone's records in order."""
+    rules = Rules.from_settings(settings)
+    states: dict[str, Any] = {}
+    out: list[AlertEvent] = []
+    for r in records:
+        new, events = apply(states.get(r.drone_id), r, rules)
+        if new is not None:
+            states[r.drone_id] = new
+        out.extend(events)
+    return out
