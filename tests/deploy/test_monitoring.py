@@ -25,7 +25,7 @@ def test_prometheusrule_equals_the_compose_rules(overlay: str) -> None:
     [
         ("consumer lag", "kafka_consumergroup_lag"),
         ("ingest 5xx rate", 'status=~"5.."'),
-        ("sink errors", "dronetrack_sink_errors_total"),
+        ("sink errors", "streams_sink_errors_total"),
         ("no telemetry received", 'route="/v1/telemetry", status="202"'),
     ],
 )
@@ -66,3 +66,47 @@ def test_lag_alerts_watch_the_stream_workers_group() -> None:
 def test_links_inside_the_operations_guide_resolve() -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", DOCS.read_text()))
     assert links <= _anchors(), f"broken links in docs/operations.md: {links - _anchors()}"
+
+
+def _exported_metrics() -> set[str]:
+    """Every series name the three services can export, from their real registries."""
+    from prometheus_client import CollectorRegistry
+
+    from dashboard.app import create_app as create_dashboard
+    from dronetrack.settings import Settings
+    from dronetrack.web import REGISTRY
+    from ingest.app import create_app as create_ingest
+    from streams.metrics import StreamMetrics
+
+    streams = CollectorRegistry()
+    StreamMetrics(streams)
+    registries = [create_ingest(Settings())[REGISTRY], create_dashboard(Settings())[REGISTRY]]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    return {
+        family.name + suffix
+        for registry in [*registries, streams]
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, [""])
+    }
+
+
+def test_alerts_watch_metrics_the_services_export() -> None:
+    exported = _exported_metrics()
+    from_exporters = {"kafka_consumergroup_lag", "up", "vector"}
+    for name, rule in ALERTS.items():
+        referenced = set(re.findall(r"\b([a-z_]+)(?=\s*[{\[])", rule["expr"])) - from_exporters
+        referenced -= {"sum", "rate", "by", "max", "min", "avg", "increase", "or", "and"}
+        missing = referenced - exported
+        assert not missing, f"alert {name} watches {sorted(missing)}, which no service exports"
+
+
+def test_grafana_panels_chart_metrics_the_services_export() -> None:
+    import json
+
+    board = json.loads((DEPLOY / "grafana" / "dashboards" / "dronetrack.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", []) if "expr" in t]
+    assert exprs
+    exported = _exported_metrics() | {"kafka_consumergroup_lag", "up"}
+    for expr in exprs:
+        missing = set(re.findall(r"\b([a-z_]+)(?=\s*[{\[])", expr)) - exported
+        assert not missing, f"Grafana charts {sorted(missing)}, which no service exports"
