@@ -208,6 +208,18 @@ def encode(record: Telemetry) -> bytes:
     return _encoder.encode(record)
 
 
+def topic_suffix(fleet: str, received_at: int) -> bytes:
+    """The server-side members of the topic form, once per request (see ``encode_for_topic``)."""
+    return b',"fleet":' + _encoder.encode(fleet) + b',"received_at":%d}' % received_at
+
+
+def encode_for_topic(record: TelemetryIn, suffix: bytes) -> bytes:
+    """``encode(to_topic(record, fleet, received_at))`` on ingest's hot path: the record's JSON
+    with ``topic_suffix`` spliced in before the closing brace, several times cheaper than
+    building a ``Telemetry`` per record."""
+    return _encoder.encode(record)[:-1] + suffix
+
+
 def decode_topic(value: bytes) -> Telemetry:
     return _topic_decoder.decode(value)
 

@@ -8,7 +8,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from dronetrack.record import TelemetryIn
+from dronetrack import record
 from ingest import auth, body, problems
 from ingest.keys import LIMITER, METRICS, PUBLISHER, SETTINGS, TOKENS
 from ingest.openapi import document
@@ -19,13 +19,6 @@ log = logging.getLogger(__name__)
 LATE: list[tuple[str, bytes]] = [("dronetrack-late", b"1")]
 NO_HEADERS: list[tuple[str, bytes]] = []
 _encoder = msgspec.json.Encoder()
-
-
-def topic_value(r: TelemetryIn, suffix: bytes) -> bytes:
-    """The topic form of ``r`` (``record.Telemetry``): its JSON with the server-side members
-    spliced in before the closing brace, which is several times cheaper than building a
-    ``Telemetry`` per record (the round-trip tests hold it to the same result)."""
-    return _encoder.encode(r)[:-1] + suffix
 
 
 async def post_telemetry(request: web.Request) -> web.Response:
@@ -53,9 +46,13 @@ async def post_telemetry(request: web.Request) -> web.Response:
         wait_s = app[LIMITER].take(fleet, records)
         if wait_s:
             raise problems.rate_limited(fleet, app[LIMITER].retry_after(wait_s))
-        suffix = b',"fleet":' + _encoder.encode(fleet) + b',"received_at":%d}' % received_at
+        suffix = record.topic_suffix(fleet, received_at)
         messages: list[Message] = [
-            (r.drone_id.encode(), topic_value(r, suffix), LATE if is_late else NO_HEADERS)
+            (
+                r.drone_id.encode(),
+                record.encode_for_topic(r, suffix),
+                LATE if is_late else NO_HEADERS,
+            )
             for r, is_late in zip(batch, late, strict=True)
         ]
         try:

@@ -200,3 +200,10 @@ def test_a_drone_id_outside_its_alphabet_is_refused_even_with_a_trailing_newline
         with pytest.raises(RecordsInvalid) as caught:
             decode(body({**GOOD, "drone_id": drone_id}))
         assert [e.field for e in caught.value.errors] == ["drone_id"]
+
+
+def test_the_fast_topic_encoding_equals_the_topic_form() -> None:
+    for doc in (GOOD, {**GOOD, "seq": 3, "status": "airborne", "ts": "2026-01-01T00:00:00Z"}):
+        [rec] = record.decode_request(body(doc))
+        fast = record.encode_for_topic(rec, record.topic_suffix('f"1', 1_767_225_600_500))
+        assert fast == record.encode(record.to_topic(rec, 'f"1', 1_767_225_600_500))
