@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Collection, Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -30,6 +30,19 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+def consumer(settings: Settings, **overrides: object) -> AIOKafkaConsumer:
+    """A consumer of the configured cluster; the caller sets the group and offset policy."""
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.require_kafka(),
+        # The embedded broker holds every fetch this long, even with data waiting.
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "client_id": "dronetrack",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(**options)
 
 
 async def ensure_topics(

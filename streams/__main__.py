@@ -26,7 +26,7 @@ def main() -> None:
     web = ops.create_app()
     server = ops.OpsServer(web, settings.streams_web_host, settings.streams_web_port)
     sink = StoreSink(settings, open_store(settings), StreamMetrics(web[REGISTRY]))
-    app = create_app(settings, sink, drone_states(settings))
+    app, feed = create_app(settings, sink, drone_states(settings))
 
     async def kafka_ready() -> object:
         assert sink.producer is not None, "not started"
@@ -38,6 +38,7 @@ def main() -> None:
         app,
         server,
         sink,
+        feed,  # started after the sink it writes to, stopped before it
         loglevel=settings.log_level,
         override_logging=False,
         quiet=True,

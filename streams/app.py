@@ -1,10 +1,11 @@
-"""The Faust app factory: agents over ``drone.telemetry.v1`` and the fleet-minute partials.
+"""The stream worker's factory: the telemetry feed, and a Faust app around it.
 
-- ``materialize`` takes batches (``take_events``) and hands each to ``process`` (pure) and the
-  sink: latest state, track points, alerts, partials, dead letters, new drone states.
-- ``fleet-minute`` merges partials into per-(fleet, minute) aggregates (state restored from a
-  compacted topic, see streams.state) and writes each merged minute to the store.
-- A timer raises ``link_lost`` for silent flying drones and publishes consumer lag.
+- ``TelemetryFeed`` (streams.feed) reads ``drone.telemetry.v1`` in batches through a consumer group
+  named ``DRONETRACK_STREAMS_WORKER_ID`` and hands each batch to ``process`` (pure) and the sink:
+  latest state, track points, alerts, partials, dead letters, new drone states.
+- The Faust agent ``fleet-minute`` merges partials into per-(fleet, minute) aggregates (state
+  restored from a compacted topic, see streams.state) and writes each merged minute to the store.
+- A Faust timer raises ``link_lost`` for silent flying drones and publishes consumer lag.
 State and scaling are described in docs/streams.md.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import faust
@@ -22,6 +24,7 @@ from dronetrack.events import LatestState
 from dronetrack.settings import Settings
 from streams import transport, windows
 from streams.alerts import Rules
+from streams.feed import TelemetryFeed
 from streams.process import Raw, check_links, process
 from streams.sink import StoreSink, minute_states, stats_topic
 from streams.state import TopicState
@@ -54,23 +57,35 @@ def faust_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestState]) -> faust.App:
-    app = faust.App(settings.streams_worker_id, **faust_config(settings))
-    # Batches' writes run behind the next batch's taking; commits wait for them.
-    behind = WriteBehind()
-    transport.install(app, settings.kafka_fetch_max_wait_ms, behind.quiesced)
+def faust_app_id(settings: Settings) -> str:
+    """Faust's app id, and so its consumer group: the fleet-minute agent's, apart from the
+    telemetry group (``streams_worker_id``), which speaks another assignment protocol."""
+    return f"{settings.streams_worker_id}-fleet-minute"
+
+
+def create_app(
+    settings: Settings, sink: StoreSink, states: TopicState[LatestState]
+) -> tuple[faust.App, TelemetryFeed]:
+    """The Faust app and the telemetry feed; the worker starts the feed after the sink."""
+    app = faust.App(faust_app_id(settings), **faust_config(settings))
+    transport.install(app, settings.kafka_fetch_max_wait_ms)
     rules = Rules.from_settings(settings)
     partitions = settings.kafka_topic_partitions
     window_s = settings.streams_batch_window_ms / 1000
     keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
     # One batch (or timer pass) at a time touches drone state (behind.lock), the same for the
-    # fleet-minute state (stats_lock).
+    # fleet-minute state (stats_lock). A batch's writes run behind the next batch's processing.
+    behind = WriteBehind()
     stats_lock = asyncio.Lock()
     minutes = minute_states(settings)
 
-    telemetry = app.topic(
-        topics.TELEMETRY, key_serializer="raw", value_serializer="raw", partitions=partitions
-    )
+    async def materialize(raws: list[Raw]) -> Coroutine[Any, Any, None]:
+        sink.metrics.batch_size.observe(len(raws))
+        await states.load({r.partition for r in raws})
+        return sink.write(process(raws, states.get, rules))
+
+    feed = TelemetryFeed(settings, behind, materialize, states.forget)
+
     partials = app.topic(
         stats_topic(settings),
         key_serializer="raw",
@@ -78,23 +93,9 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
         partitions=partitions,
     )
 
-    @app.agent(telemetry, name="materialize")
-    async def materialize(stream: faust.StreamT[bytes]) -> None:
-        # take_events is missing from StreamT's stubs; it acks a batch when the body is done.
-        taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
-        async for batch in taken:
-            raws = [
-                Raw(e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in batch
-            ]
-            sink.metrics.batch_size.observe(len(raws))
-            async with behind.lock:
-                await states.load({r.partition for r in raws})
-                out = process(raws, states.get, rules)
-                await behind.submit(sink.write(out))
-
     @app.agent(partials, name="fleet-minute")
     async def fleet_minute(stream: faust.StreamT[bytes]) -> None:
+        # take_events is missing from StreamT's stubs; it acks a batch when the body is done.
         taken = cast(Any, stream).take_events(settings.streams_batch_max, within=window_s)
         async for batch in taken:
             async with stats_lock:
@@ -110,8 +111,6 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
 
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        async with behind.quiesced():
-            states.forget({tp.partition for tp in revoked if tp.topic == topics.TELEMETRY})
         async with stats_lock:
             minutes.forget({tp.partition for tp in revoked if tp.topic == partials_name})
 
@@ -120,8 +119,10 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def watch() -> None:
         """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
-        lag = _publish_lag(app, sink)
-        behind_by = {tp.partition: n for tp, n in lag.items() if tp.topic == topics.TELEMETRY}
+        _publish_lag(app, sink)
+        behind_by = feed.lag()
+        for partition, n in behind_by.items():
+            sink.metrics.lag.labels(topics.TELEMETRY, str(partition)).set(n)
         mine = set(behind_by)
         # A partition far behind (catching up after downtime) shows old records as if their
         # drones were silent now; its gaps are judged from the records instead (alerts.apply).
@@ -133,7 +134,7 @@ def create_app(settings: Settings, sink: StoreSink, states: TopicState[LatestSta
             if out.alerts:
                 await behind.submit(sink.write(out))
 
-    return app
+    return app, feed
 
 
 async def _finish(write: Any) -> None:
@@ -148,8 +149,7 @@ async def _finish(write: Any) -> None:
 
 
 def _publish_lag(app: faust.App, sink: StoreSink) -> dict[Any, int]:
-    """Consumer lag per assigned partition: highwater minus the committed offset (what
-    ``kafka-consumer-groups`` shows, and what an autoscaler on lag should read)."""
+    """Faust's consumer lag per assigned partition: highwater minus the committed offset."""
     consumer = app.consumer
     lags: dict[Any, int] = {}
     for tp in consumer.assignment():

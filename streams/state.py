@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from dronetrack import events, topics
+from dronetrack import events, kafka, topics
 from dronetrack.events import LatestState
 from dronetrack.settings import Settings
 
@@ -71,12 +71,8 @@ class TopicState(Generic[V]):
 
     async def _read(self, partition: int) -> dict[str, V]:
         tp = TopicPartition(self.topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.require_kafka(),
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-            request_timeout_ms=self.settings.kafka_request_timeout_ms,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+        consumer = kafka.consumer(
+            self.settings, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
         )
         await consumer.start()
         state: dict[str, V] = {}

@@ -10,21 +10,14 @@ driver's classes installed as ``app.transport``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
 
 
-def install(
-    app: faust.App,
-    fetch_max_wait_ms: int,
-    commit_guard: Callable[[], AbstractAsyncContextManager[None]] | None = None,
-) -> None:
-    """Give ``app`` a Kafka transport whose worker consumer waits ``fetch_max_wait_ms`` at most,
-    and whose every offset commit runs inside ``commit_guard()`` (see streams.writebehind).
+def install(app: faust.App, fetch_max_wait_ms: int) -> None:
+    """Give ``app`` a Kafka transport whose worker consumer waits ``fetch_max_wait_ms`` at most.
 
     Must run before anything touches ``app.transport`` (``app.topic`` does)."""
 
@@ -38,13 +31,6 @@ def install(
     class Consumer(driver.Consumer):
         def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-        async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
-            # Every commit path (timer, rebalance, shutdown) ends here.
-            if commit_guard is None:
-                return bool(await super().force_commit(*args, **kwargs))
-            async with commit_guard():
-                return bool(await super().force_commit(*args, **kwargs))
 
     class Transport(driver.Transport):
         pass

@@ -1,11 +1,9 @@
-"""Write-behind with a commit guard: overlap a batch's writes with taking the next batch.
+"""Write-behind: overlap a batch's writes with processing the next batch.
 
-Faust acknowledges a taken batch when the agent's body returns, and commits acknowledged offsets
-every second. Waiting in the body for the writes leaves Faust idle for their whole duration; not
-waiting would let a commit cover a batch whose writes are still in flight. So: the body starts the
-writes of batch n and returns, at most one batch's writes are in flight (batch n+1 waits for them
-before starting its own, which also keeps every batch's writes in order), and every commit first
-waits for the writes in flight, holding the lock so no new batch is acknowledged meanwhile.
+At most one batch's writes are in flight: batch n+1 is processed while batch n is written, and
+waits for those writes before starting its own, which also keeps every batch's writes (and the
+offset commit that follows them, streams.feed) in order. Revocation and shutdown wait for the
+writes in flight while holding the lock, so no new batch starts meanwhile.
 """
 
 from __future__ import annotations
