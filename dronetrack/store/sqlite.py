@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+from msgspec.structs import astuple
 
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
@@ -27,6 +28,7 @@ T = TypeVar("T")
 
 _LATEST_COLUMNS = [f.name for f in msgspec.structs.fields(Telemetry)]
 _TRACK_COLUMNS = [f.name for f in msgspec.structs.fields(TrackPoint)]
+_LATEST_N = len(_LATEST_COLUMNS)
 _ALERT_COLUMNS = [f.name for f in msgspec.structs.fields(Alert)]
 _STATS_COLUMNS = [f.name for f in msgspec.structs.fields(FleetStats)]
 
@@ -35,17 +37,20 @@ def _placeholders(columns: list[str]) -> str:
     return ", ".join(f":{c}" for c in columns)
 
 
+# The telemetry statements take positional parameters (the hot path: about 20 % cheaper than
+# named ones), in the order of the columns lists.
 _UPSERT_LATEST = f"""
-INSERT INTO latest_state ({", ".join(_LATEST_COLUMNS)}) VALUES ({_placeholders(_LATEST_COLUMNS)})
+INSERT INTO latest_state ({", ".join(_LATEST_COLUMNS)}) VALUES ({", ".join("?" * _LATEST_N)})
 ON CONFLICT (fleet, drone_id) DO UPDATE SET
   {", ".join(f"{c} = excluded.{c}" for c in _LATEST_COLUMNS if c not in ("fleet", "drone_id"))}
 WHERE excluded.ts > latest_state.ts
    OR (excluded.ts = latest_state.ts
        AND coalesce(excluded.seq, -1) >= coalesce(latest_state.seq, -1))
 """
-_UPSERT_TRACK = f"""
-INSERT OR REPLACE INTO track_points (fleet, drone_id, {", ".join(_TRACK_COLUMNS)}, expires_at)
-VALUES (:fleet, :drone_id, {_placeholders(_TRACK_COLUMNS)}, :expires_at)
+_UPSERT_TRACK = """
+INSERT OR REPLACE INTO track_points (fleet, drone_id, ts, lat, lon, alt_m, speed_mps, heading_deg,
+                                     battery_pct, seq, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # The worker owns raise/clear columns, the dashboard owns the acknowledgement: neither clobbers
@@ -76,6 +81,14 @@ WHERE fleet = :fleet AND alert_id = :alert_id AND (expires_at IS NULL OR expires
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _ALERT_SELECT = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts"
 _PURGE_EVERY_S = 60.0
+
+
+def _newer(a: Telemetry, b: Telemetry) -> bool:
+    """``a`` replaces ``b`` as the latest state: _UPSERT_LATEST's rule."""
+    return a.ts > b.ts or (
+        a.ts == b.ts
+        and (a.seq if a.seq is not None else -1) >= (b.seq if b.seq is not None else -1)
+    )
 
 
 def _now_ms() -> int:
@@ -112,6 +125,10 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA busy_timeout = 5000")
+        # A batch touches a page per drone; a 64 MiB page cache and checkpoints every ~40 MiB of
+        # WAL (not 4) roughly double the write rate of a thousand-drone fleet.
+        db.execute("PRAGMA cache_size = -65536")
+        db.execute("PRAGMA wal_autocheckpoint = 10000")
         migrate(db)
         return db
 
@@ -130,9 +147,15 @@ class SqliteStore:
         self, statements: Sequence[str], items: Sequence[msgspec.Struct], ttl_s: int
     ) -> None:
         """Run each statement over every item's fields, all in one transaction."""
-        now = _now_ms()
-        expires_at = _expiry(ttl_s, now)
+        expires_at = _expiry(ttl_s, _now_ms())
         rows = [{**msgspec.structs.asdict(item), "expires_at": expires_at} for item in items]
+        await self._transaction([(sql, rows) for sql in statements])
+
+    async def _transaction(self, work: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Each statement over its rows, all in one transaction (and a purge once a minute)."""
+        if not any(rows for _, rows in work):
+            return
+        now = _now_ms()
         purge = time.monotonic() - self._purged_at >= _PURGE_EVERY_S
         if purge:
             self._purged_at = time.monotonic()
@@ -140,13 +163,12 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             with db:
                 db.execute("BEGIN")
-                for sql in statements:
+                for sql, rows in work:
                     db.executemany(sql, rows)
             if purge:
                 _purge(db, now)
 
-        if rows:
-            await self._run(write)
+        await self._run(write)
 
     async def purge_expired(self) -> int:
         self._purged_at = time.monotonic()
@@ -154,7 +176,20 @@ class SqliteStore:
         return await self._run(lambda db: _purge(db, now))
 
     async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
-        await self._write_many((_UPSERT_LATEST, _UPSERT_TRACK), records, self.retention.track_s)
+        expires_at = _expiry(self.retention.track_s, _now_ms())
+        track = [
+            (r.fleet, r.drone_id, r.ts, r.lat, r.lon, r.alt_m, r.speed_mps, r.heading_deg,
+             r.battery_pct, r.seq, expires_at)
+            for r in records
+        ]  # fmt: skip
+        # Only each drone's newest record of the batch can become its latest state.
+        newest: dict[tuple[str, str], Telemetry] = {}
+        for r in records:
+            held = newest.get((r.fleet, r.drone_id))
+            if held is None or _newer(r, held):
+                newest[(r.fleet, r.drone_id)] = r
+        latest = [astuple(r) for r in newest.values()]
+        await self._transaction([(_UPSERT_LATEST, latest), (_UPSERT_TRACK, track)])
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._run(

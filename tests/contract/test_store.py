@@ -50,6 +50,15 @@ async def test_latest_state_never_moves_backwards(store: Store) -> None:
     assert (await store.latest("f1"))[0].seq == 6
 
 
+async def test_the_newest_record_of_a_batch_wins_in_any_order(store: Store) -> None:
+    # Out of order within one batch; at equal ts the greater seq wins.
+    await store.write_telemetry([rec(i=3), rec(i=9), rec(i=1), rec("d2", i=4)])
+    await store.write_telemetry([rec("d2", i=4, seq=7, lat=1.5), rec("d2", i=4, seq=6)])
+    latest = {t.drone_id: t for t in await store.latest("f1")}
+    assert (latest["d1"].seq, latest["d2"].seq, latest["d2"].lat) == (9, 7, 1.5)
+    assert [p.seq for p in await store.track("f1", "d1")] == [9, 3, 1]
+
+
 async def test_track_is_newest_first_and_pages(store: Store) -> None:
     await store.write_telemetry([rec(i=i) for i in (3, 0, 4, 1, 2)])
     first = await store.track("f1", "d1", limit=2)
