@@ -23,7 +23,7 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from dronetrack import kafka, topics
 from dronetrack.settings import Settings
@@ -84,16 +84,23 @@ class TelemetryFeed(mode.Service):
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group: the partitions move at once
 
-    def lag(self) -> dict[int, int]:
-        """Records behind the end, per assigned partition whose position is known."""
-        if self.consumer is None:
+    async def lag(self) -> dict[int, int]:
+        """Records behind the end, per assigned partition (from its next offset to process)."""
+        consumer = self.consumer
+        if consumer is None:
             return {}
         lags = {}
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)  # known after the partition's first fetch
+            if highwater is None:
+                continue
             position = self.position.get(tp.partition)
-            if highwater is not None and position is not None:
-                lags[tp.partition] = max(0, highwater - position)
+            if position is None:  # nothing processed here yet: where the consumer starts
+                try:
+                    position = await consumer.position(tp)
+                except IllegalStateError:  # revoked meanwhile
+                    continue
+            lags[tp.partition] = max(0, highwater - position)
         return lags
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:

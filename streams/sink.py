@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import NamedTuple
 
 import mode
 from aiokafka import AIOKafkaProducer
@@ -50,6 +50,14 @@ def minute_states(settings: Settings) -> TopicState[windows.MinuteAgg]:
     return TopicState(settings, minute_state_topic(settings), windows.decode)
 
 
+class Message(NamedTuple):
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
+
+
 class StoreSink(mode.Service):
     """Opens the store and the producer before the app starts consuming and closes them after
     the app stopped (the Faust worker starts its extra services first and stops them last)."""
@@ -73,7 +81,11 @@ class StoreSink(mode.Service):
         )
         await self.store.open()
         self.producer = kafka.producer(
-            self.settings, linger_ms=5, max_batch_size=256 * 1024, client_id="dronetrack-streams"
+            # A batch's messages are appended at once: lingering would only add latency.
+            self.settings,
+            linger_ms=0,
+            max_batch_size=256 * 1024,
+            client_id="dronetrack-streams",
         )
         await self.producer.start()
 
@@ -100,9 +112,9 @@ class StoreSink(mode.Service):
         state_topic = minute_state_topic(self.settings)
 
         async def publish() -> None:
-            await _delivered(
+            await self._publish(
                 [
-                    self._send(
+                    Message(
                         state_topic,
                         None if agg is None else windows.encode(agg),
                         key.encode(),
@@ -142,28 +154,28 @@ class StoreSink(mode.Service):
         if out.alerts:
             await self.store.write_alerts([e.to_row() for e in out.alerts])
 
-    def _send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[asyncio.Future[object]]:
+    async def _publish(self, messages: list[Message]) -> None:
+        """Send the messages, then wait for every delivery. ``send`` only appends to the
+        producer's batches, so they all go out in the same requests."""
         assert self.producer is not None, "sink not started"
-        send = self.producer.send(topic, value, key=key, partition=partition, headers=headers)
-        return cast(Awaitable[asyncio.Future[object]], send)
+        send = self.producer.send
+        deliveries = [
+            await send(m.topic, m.value, key=m.key, partition=m.partition, headers=m.headers)
+            for m in messages
+        ]
+        if deliveries:
+            await asyncio.gather(*deliveries)
 
     async def _publish_events(self, out: Output) -> None:
-        sends = [
-            self._send(topics.ALERTS, events.encode(e), e.drone_id.encode()) for e in out.alerts
+        messages = [
+            Message(topics.ALERTS, events.encode(e), e.drone_id.encode()) for e in out.alerts
         ]
-        sends += [
-            self._send(self._stats_topic, windows.encode(agg), windows.table_key(fleet, minute))
+        messages += [
+            Message(self._stats_topic, windows.encode(agg), windows.table_key(fleet, minute))
             for (fleet, minute), agg in out.partials.by_key.items()
         ]
-        sends += [
-            self._send(
+        messages += [
+            Message(
                 topics.DEAD_LETTER,
                 d.raw.value,
                 d.raw.key,
@@ -176,12 +188,12 @@ class StoreSink(mode.Service):
             )
             for d in out.dead
         ]
-        await _delivered(sends)
+        await self._publish(messages)
 
     async def _publish_latest(self, out: Output) -> None:
-        await _delivered(
+        await self._publish(
             [
-                self._send(topics.LATEST, events.encode(state), drone_id.encode(), partition)
+                Message(topics.LATEST, events.encode(state), drone_id.encode(), partition)
                 for drone_id, (partition, state) in out.latest.items()
             ]
         )
@@ -211,10 +223,3 @@ class StoreSink(mode.Service):
             m.implausible.inc(out.implausible)
         for e in out.alerts:
             m.alerts.labels(e.type, e.event).inc()
-
-
-async def _delivered(sends: list[Awaitable[asyncio.Future[object]]]) -> None:
-    """Await the sends (each returns a delivery future), then every delivery."""
-    if sends:
-        futures = await asyncio.gather(*sends)
-        await asyncio.gather(*futures)
