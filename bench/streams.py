@@ -3,8 +3,8 @@
 1. Throughput: fill ``drone.telemetry.v1`` with a simulated fleet's records, start N workers
    (one, then two, each run on a fresh broker and store), and time them through it: events/s
    from the worker's own counters, between 10% and 90% of the records (start-up excluded), and
-   the workers' CPU per event. Then the same for a bare Faust worker whose agent only counts
-   (bench/faust_baseline.py), which is Faust's own share.
+   the workers' CPU per event. Then, for comparison, a Faust agent that only counts the same
+   records (bench/faust_baseline.py): what the hot path would cost through Faust alone.
 2. Latency: one worker, records produced at half the one-worker peak for a while, each stamped
    ``received_at`` when sent; p50/p99 of received-to-stored from the worker's histogram.
 Alerts and minute statistics are on (the simulated batteries drain, so alerts do fire). This
@@ -252,7 +252,7 @@ def main() -> None:
         print(f"{workers} worker(s): {peaks[workers]:,.0f} events/s", flush=True)
     with broker_and_settings(base, "baseline") as settings:
         bare = asyncio.run(baseline(settings, args.records, args.drones, base / "baseline.log"))
-    print(f"Faust alone (agent only counts, same batching): {bare}", flush=True)
+    print(f"a Faust agent that only counts (take_events, same batching): {bare}", flush=True)
     rate = peaks[1] / 2
     with broker_and_settings(base, "latency") as settings:
         figures = asyncio.run(
