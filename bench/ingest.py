@@ -177,8 +177,9 @@ async def wrk_loop(url: str, token: str, batch: int, connections: int, seconds: 
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failures = int(failed[1]) if failed else 0
-    p50 = _wrk_ms(re.search(r"50%\s+(\S+)", out)[1])  # type: ignore[index]
-    p99 = _wrk_ms(re.search(r"99%\s+(\S+)", out)[1])  # type: ignore[index]
+    # The latency distribution's lines (a stdev column elsewhere may also end in "50%").
+    p50 = _wrk_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M)[1])  # type: ignore[index]
+    p99 = _wrk_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M)[1])  # type: ignore[index]
     n = total - failures
     label = f"batch {batch:>3}, {connections} conns (wrk)"
     return Result(label, seconds, n, n * batch, failures, p50, p99)
