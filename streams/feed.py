@@ -54,7 +54,8 @@ class TelemetryFeed(mode.Service):
         self.consumer: AIOKafkaConsumer | None = None
         # Next offset to process per partition (what lag is measured from).
         self.position: dict[int, int] = {}
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Future[None] | None = None
+        self._backoff_max = settings.streams_sink_backoff_max_ms / 1000
 
     async def on_start(self) -> None:
         session_ms = self.settings.streams_session_timeout_ms
@@ -72,7 +73,9 @@ class TelemetryFeed(mode.Service):
         )
         await self.consumer.start()
         self.consumer.subscribe([topics.TELEMETRY], listener=_Listener(self))
-        self._loop_task = asyncio.create_task(self._run(self.consumer))
+        # A failure the loop does not handle crashes the worker (mode's add_future), so the
+        # orchestrator restarts it rather than leaving it up and idle.
+        self._loop_task = self.add_future(self._run(self.consumer))
 
     async def on_stop(self) -> None:
         if self._loop_task is not None:
@@ -117,10 +120,22 @@ class TelemetryFeed(mode.Service):
                 continue
             offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items() if messages}
             async with self.behind.lock:
-                write = await self._handle(raws)
+                write = await self._processed(raws)
                 for tp, offset in offsets.items():
                     self.position[tp.partition] = offset
                 await self.behind.submit(self._write_then_commit(consumer, write, offsets))
+
+    async def _processed(self, raws: list[Raw]) -> Coroutine[Any, Any, None]:
+        """The batch processed, retried with backoff while it fails (restoring a partition's
+        state needs the broker); nothing is changed by a failed attempt."""
+        delay = 0.05
+        while True:
+            try:
+                return await self._handle(raws)
+            except KafkaError as exc:
+                log.warning("processing a batch failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff_max)
 
     async def _write_then_commit(
         self,
