@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import faust
+import mode.loop
 
 from dronetrack import logs, topics
 from dronetrack.settings import Settings
@@ -18,6 +19,8 @@ from streams.state import drone_states
 
 
 def main() -> None:
+    # uvloop, as the HTTP services use: the worker's event loop is on its hot path.
+    mode.loop.use("uvloop")
     # The store adapter's thread takes the GIL back after every row it writes; the default 5 ms
     # switch interval makes it queue behind the event loop's threads for each one.
     sys.setswitchinterval(0.0005)
