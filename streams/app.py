@@ -12,9 +12,9 @@ State and scaling are described in docs/streams.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Coroutine
 from typing import Any, cast
 
 import faust
@@ -24,7 +24,7 @@ from dronetrack.events import LatestState
 from dronetrack.settings import Settings
 from streams import transport, windows
 from streams.alerts import Rules
-from streams.feed import TelemetryFeed
+from streams.feed import TelemetryFeed, Write
 from streams.process import Raw, check_links, process
 from streams.sink import StoreSink, minute_states, stats_topic
 from streams.state import TopicState
@@ -81,10 +81,10 @@ def create_app(
     stats_lock = asyncio.Lock()
     minutes = minute_states(settings)
 
-    async def materialize(raws: list[Raw]) -> Coroutine[Any, Any, None]:
+    async def materialize(raws: list[Raw]) -> Write:
         sink.metrics.batch_size.observe(len(raws))
         await states.load({r.partition for r in raws})
-        return sink.write(process(raws, states.get, rules))
+        return functools.partial(sink.write, process(raws, states.get, rules))
 
     feed = TelemetryFeed(settings, behind, materialize, states.forget)
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -32,9 +31,10 @@ from streams.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
-# Process a batch (decode, advance state) and return its writes, not yet started: they start
-# once the previous batch's writes finished (see WriteBehind.submit).
-Handler = Callable[[list[Raw]], Awaitable[Coroutine[Any, Any, None]]]
+# Process a batch (decode, advance state) and return its writes, to be started once the previous
+# batch's writes finished (see WriteBehind.submit).
+Write = Callable[[], Awaitable[None]]
+Handler = Callable[[list[Raw]], Awaitable[Write]]
 
 
 class TelemetryFeed(mode.Service):
@@ -79,8 +79,8 @@ class TelemetryFeed(mode.Service):
 
     async def on_stop(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            # The loop is cancelled between batches or in getmany, never inside a submit.
+            # should_stop is set: the loop ends after the batch at hand (or its next fetch
+            # wait), without being cancelled halfway through one.
             await asyncio.gather(self._loop_task, return_exceptions=True)
         async with self.behind.quiesced():
             pass  # the last batch's writes and commit are done
@@ -109,7 +109,7 @@ class TelemetryFeed(mode.Service):
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         window_ms = self.settings.streams_batch_window_ms
         batch_max = self.settings.streams_batch_max
-        while True:
+        while not self.should_stop:
             fetched = await consumer.getmany(timeout_ms=window_ms, max_records=batch_max)
             raws = [
                 Raw(m.partition, m.offset, m.key, m.value if m.value is not None else b"")
@@ -121,29 +121,32 @@ class TelemetryFeed(mode.Service):
             offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items() if messages}
             async with self.behind.lock:
                 write = await self._processed(raws)
+                if write is None:
+                    return  # stopping while the broker is away: a restart replays the batch
                 for tp, offset in offsets.items():
                     self.position[tp.partition] = offset
                 await self.behind.submit(self._write_then_commit(consumer, write, offsets))
 
-    async def _processed(self, raws: list[Raw]) -> Coroutine[Any, Any, None]:
+    async def _processed(self, raws: list[Raw]) -> Write | None:
         """The batch processed, retried with backoff while it fails (restoring a partition's
-        state needs the broker); nothing is changed by a failed attempt."""
+        state needs the broker; nothing is changed by a failed attempt), or None on stopping."""
         delay = 0.05
-        while True:
+        while not self.should_stop:
             try:
                 return await self._handle(raws)
             except KafkaError as exc:
                 log.warning("processing a batch failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff_max)
+        return None
 
     async def _write_then_commit(
         self,
         consumer: AIOKafkaConsumer,
-        write: Coroutine[Any, Any, None],
+        write: Write,
         offsets: dict[TopicPartition, int],
     ) -> None:
-        await write
+        await write()
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:

@@ -28,7 +28,11 @@ class WriteBehind:
 
     async def submit(self, write: Coroutine[Any, Any, None]) -> None:
         """Start ``write`` once the previous one finished. Call with ``lock`` held."""
-        await self.drain()
+        try:
+            await self.drain()
+        except BaseException:
+            write.close()  # cancelled while waiting (shutdown): never started, never will be
+            raise
         self._inflight = asyncio.ensure_future(write)
 
     @asynccontextmanager

@@ -30,9 +30,11 @@ async def test_a_batch_is_retried_while_the_broker_is_away() -> None:
         seen.append(raws)
         if len(seen) < 3:
             raise KafkaConnectionError("state topic unreachable")
-        return write()
+        return write
 
-    await (await feed(handle)._processed(BATCH))
+    processed = await feed(handle)._processed(BATCH)
+    assert processed is not None
+    await processed()
     assert seen == [BATCH] * 3
     assert written == ["written"]
 
