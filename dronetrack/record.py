@@ -82,6 +82,13 @@ class Telemetry(TelemetryIn, kw_only=True, forbid_unknown_fields=False, omit_def
     received_at: EpochMs
 
 
+def is_newer(rec: Telemetry, prev: Telemetry) -> bool:
+    """The order of a drone's records: event time, then ``seq`` (a record without one sorts
+    first). A drone's latest state only ever moves to a newer record."""
+    seq, prev_seq = -1 if rec.seq is None else rec.seq, -1 if prev.seq is None else prev.seq
+    return (rec.ts, seq) > (prev.ts, prev_seq)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
     """One reason a record was refused. ``index`` is the record's position in a batch."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import msgspec
 
 from dronetrack.events import ActiveAlert, AlertEvent, AlertTransition, LatestState
-from dronetrack.record import Telemetry
+from dronetrack.record import Telemetry, is_newer
 from dronetrack.settings import Settings
 from dronetrack.store import AlertType, Severity, alert_id
 from streams.plausibility import implausible_speed
@@ -72,12 +72,6 @@ def in_flight(r: Telemetry) -> bool:
     if r.status in ("airborne", "emergency"):
         return True
     return r.status in (None, "undeclared") and r.speed_mps >= 1.0
-
-
-def is_newer(rec: Telemetry, prev: Telemetry) -> bool:
-    """The store's ordering rule: event time, then ``seq`` (a record without one sorts first)."""
-    seq, prev_seq = -1 if rec.seq is None else rec.seq, -1 if prev.seq is None else prev.seq
-    return (rec.ts, seq) > (prev.ts, prev_seq)
 
 
 class _Transitions:

@@ -121,7 +121,7 @@ def create_app(
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def watch() -> None:
         """link_lost for silent drones (restoring idle partitions first), and consumer lag."""
-        _publish_lag(app, sink)
+        _publish_faust_lag(app, sink)
         behind_by = await feed.lag()
         for partition, n in behind_by.items():
             sink.metrics.lag.labels(topics.TELEMETRY, str(partition)).set(n)
@@ -150,15 +150,14 @@ async def _finish(write: Any) -> None:
         raise
 
 
-def _publish_lag(app: faust.App, sink: StoreSink) -> dict[Any, int]:
-    """Faust's consumer lag per assigned partition: highwater minus the committed offset."""
+def _publish_faust_lag(app: faust.App, sink: StoreSink) -> None:
+    """The lag of Faust's partitions (the partials topic): highwater minus the committed offset."""
     consumer = app.consumer
-    lags: dict[Any, int] = {}
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
         if highwater is None:
             continue
         committed = cast(Any, consumer)._committed_offset.get(tp)
-        lags[tp] = max(0, highwater - (committed or 0))
-        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(lags[tp])
-    return lags
+        sink.metrics.lag.labels(tp.topic, str(tp.partition)).set(
+            max(0, highwater - (committed or 0))
+        )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec.structs import astuple
 
-from dronetrack.record import Telemetry
+from dronetrack.record import Telemetry, is_newer
 from dronetrack.settings import Settings
 from dronetrack.store import Alert, FleetStats, Retention, TrackPoint, User, migrations
 
@@ -81,14 +81,6 @@ WHERE fleet = :fleet AND alert_id = :alert_id AND (expires_at IS NULL OR expires
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _ALERT_SELECT = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts"
 _PURGE_EVERY_S = 60.0
-
-
-def _newer(a: Telemetry, b: Telemetry) -> bool:
-    """``a`` replaces ``b`` as the latest state: _UPSERT_LATEST's rule."""
-    return a.ts > b.ts or (
-        a.ts == b.ts
-        and (a.seq if a.seq is not None else -1) >= (b.seq if b.seq is not None else -1)
-    )
 
 
 def _now_ms() -> int:
@@ -182,11 +174,12 @@ class SqliteStore:
              r.battery_pct, r.seq, expires_at)
             for r in records
         ]  # fmt: skip
-        # Only each drone's newest record of the batch can become its latest state.
+        # Only each drone's newest record of the batch can become its latest state (at a tie
+        # the later one, as _UPSERT_LATEST would leave it).
         newest: dict[tuple[str, str], Telemetry] = {}
         for r in records:
             held = newest.get((r.fleet, r.drone_id))
-            if held is None or _newer(r, held):
+            if held is None or not is_newer(held, r):
                 newest[(r.fleet, r.drone_id)] = r
         latest = [astuple(r) for r in newest.values()]
         await self._transaction([(_UPSERT_LATEST, latest), (_UPSERT_TRACK, track)])
