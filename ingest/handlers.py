@@ -65,7 +65,7 @@ async def post_telemetry(request: web.Request) -> web.Response:
         return refusal.response()
     metrics.publish_latency.observe(seconds)
     metrics.batch_size.observe(records)
-    metrics.accepted_for(fleet).inc(records)
+    metrics.accepted.labels(fleet).inc(records)
     n_late = sum(late)
     if n_late:
         metrics.late.inc(n_late)

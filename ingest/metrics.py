@@ -1,11 +1,11 @@
 """The ingest service's own Prometheus metrics (request counts, latency and in-flight requests
-come from ``dronetrack.web.instrument``)."""
+come from ``dronetrack.web.instrument``); lock-free, as every request updates them."""
 
 from __future__ import annotations
 
-import functools
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from dronetrack.loopmetrics import Counter, Histogram
 
 REJECT_REASONS = (
     "unauthorized",
@@ -57,7 +57,6 @@ class IngestMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-        self.accepted_for = functools.lru_cache(maxsize=1024)(self.accepted.labels)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
             self.rejected_records.labels(reason)
