@@ -3,15 +3,16 @@
 Records are keyed by ``drone_id`` and spread over partitions exactly as Kafka's default
 partitioner would (murmur2 of the key), so one drone stays in order whichever client wrote it.
 
-The producer accepts one queued batch per partition and keeps one in flight, so handing it a
-batch per request would serialise requests behind each other's round trips. Instead every
-partition has an open record batch that all concurrent requests append to; while one batch is
-in flight the next one fills, so batches grow with load and each record costs one
-``BatchBuilder.append`` instead of a ``send()`` with a future of its own. A request waits for
-the futures of the batches that hold its records, and the acknowledgement deadline is one timer
-per batch, not one per request: a single-record request then costs no timeout and no shield of
-its own (about a tenth of its CPU). Delivery policy (acks=all, idempotent
-producer, the producer's own retries) is ``dronetrack.kafka``'s; nothing here resends.
+The producer keeps one produce request in flight per broker, so handing it a batch per HTTP
+request would serialise requests behind each other's round trips. Instead every partition has
+an open record batch that all concurrent requests append to; while a partition's batch is in
+flight the next one fills, so batches grow with load and each record costs one
+``BatchBuilder.append`` instead of a ``send()`` with a future of its own. When acks come back,
+every partition's next batch is handed over in the same turn of the loop, so they share one
+produce request. A request waits for the futures of the batches that hold its records, and the
+acknowledgement deadline is one timer per batch, not one per request: a single-record request
+then costs no timeout and no shield of its own. Delivery policy (acks=all, idempotent producer,
+the producer's own retries) is ``dronetrack.kafka``'s; nothing here resends.
 """
 
 from __future__ import annotations
@@ -73,15 +74,15 @@ def _expire(done: asyncio.Future[None], deadline_s: float) -> None:
 
 
 class _Partition:
-    """The batches of one partition: sealed ones in order, then the open one."""
+    """The batches of one partition: sealed ones in order, then the open one; and whether one
+    of them is with the producer (sent, not yet acknowledged)."""
 
     def __init__(self, publisher: Publisher, index: int) -> None:
         self.publisher = publisher
         self.index = index
         self.sealed: deque[_Pending] = deque()
         self.open: _Pending | None = None
-        self.wake = asyncio.Event()
-        self.task = asyncio.create_task(self._submit_forever(), name=f"publish-{index}")
+        self.sending = False
 
     def append(self, key: bytes, value: bytes, headers: list[Header]) -> asyncio.Future[None]:
         producer, deadline_s = self.publisher.producer, self.publisher.deadline_s
@@ -98,10 +99,9 @@ class _Partition:
                 is None
             ):
                 raise NotAcknowledged("a record is larger than the producer's batch size")
-        self.wake.set()
         return self.open.done
 
-    def _next(self) -> _Pending | None:
+    def next(self) -> _Pending | None:
         """The oldest batch still worth sending: one past its deadline had every writer
         answered 503 already, and its records are not sent."""
         while self.sealed:
@@ -113,36 +113,8 @@ class _Partition:
             return None
         return pending
 
-    async def _submit_forever(self) -> None:
-        producer, topic = self.publisher.producer, self.publisher.topic
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while (pending := self._next()) is not None:
-                pending.builder.close()
-                try:
-                    # Returns once the producer queued it: after the batch before it was drained.
-                    ack = await producer.send_batch(pending.builder, topic, partition=self.index)
-                except Exception as exc:  # the loop must outlive any one batch's failure
-                    if not isinstance(exc, KafkaError):
-                        log.exception("publishing a batch failed", extra={"partition": self.index})
-                    _settle(pending.done, exc)
-                    continue
-                ack.add_done_callback(functools.partial(_relay, pending.done))
-
-    async def flush(self) -> None:
-        self.wake.set()
-        waiting = [p.done for p in (*self.sealed, self.open) if p is not None]
-        await asyncio.gather(*waiting, return_exceptions=True)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-
-
-def _relay(done: asyncio.Future[None], ack: asyncio.Future[Any]) -> None:
-    _settle(done, None if ack.cancelled() else ack.exception())
+    def waiting(self) -> list[asyncio.Future[None]]:
+        return [p.done for p in (*self.sealed, self.open) if p is not None]
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
@@ -170,10 +142,13 @@ class Publisher:
         self.deadline_s = deadline_s
         self.max_queued_batches = max_queued_batches
         self._partitions: list[_Partition] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         count = len(await self.producer.partitions_for(self.topic))
         self._partitions = [_Partition(self, p) for p in range(count)]
+        self._task = asyncio.create_task(self._submit_forever(), name="publish")
 
     async def publish(self, messages: Sequence[Message]) -> float:
         """Send every message and wait for every ack; returns the seconds it took.
@@ -185,6 +160,7 @@ class Publisher:
         waits: set[asyncio.Future[None]] = set()
         for key, value, headers in messages:
             waits.add(parts[partition_for(key, n)].append(key, value, headers))
+        self._wake.set()
         try:
             for done in waits:
                 await done
@@ -192,10 +168,46 @@ class Publisher:
             raise NotAcknowledged(repr(exc)) from exc
         return time.perf_counter() - start
 
+    async def _submit_forever(self) -> None:
+        """Hand each partition's next batch to the producer once the one before it is
+        acknowledged, all partitions in the same turn of the loop: the producer keeps one
+        request in flight per broker, and batches handed over together share it. (Handed over
+        as each filled, every request carried one partition's batch: four times the requests,
+        and each costs the client more CPU than the records in it.)"""
+        producer, topic = self.producer, self.topic
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for part in self._partitions:
+                if part.sending or (pending := part.next()) is None:
+                    continue
+                pending.builder.close()
+                try:
+                    # Queued at once: this partition has nothing else with the producer.
+                    ack = await producer.send_batch(pending.builder, topic, partition=part.index)
+                except Exception as exc:  # the loop must outlive any one batch's failure
+                    if not isinstance(exc, KafkaError):
+                        log.exception("publishing a batch failed", extra={"partition": part.index})
+                    _settle(pending.done, exc)
+                    continue
+                part.sending = True
+                ack.add_done_callback(functools.partial(self._acknowledged, part, pending.done))
+
+    def _acknowledged(
+        self, part: _Partition, done: asyncio.Future[None], ack: asyncio.Future[Any]
+    ) -> None:
+        part.sending = False
+        _settle(done, None if ack.cancelled() else ack.exception())
+        self._wake.set()
+
     async def close(self, timeout_s: float) -> None:
         """Hand every open batch to the producer (bounded by ``timeout_s``), then stop."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                await asyncio.gather(*(p.flush() for p in self._partitions))
-        for p in self._partitions:
-            await p.stop()
+                self._wake.set()
+                waiting = [done for part in self._partitions for done in part.waiting()]
+                await asyncio.gather(*waiting, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
