@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from dronetrack.loopmetrics import Counter, Histogram
+from dronetrack.loopmetrics import Counter, CounterCell, Histogram, HistogramCell
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 READY_CHECKS = web.AppKey("ready_checks", dict[str, Check])
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class HttpMetrics:
@@ -43,6 +44,23 @@ class HttpMetrics:
         Gauge(
             "http_requests_in_flight", "HTTP requests being handled.", registry=registry
         ).set_function(lambda: self.in_flight_now)
+        # Each (resource, method, status) seen: finite, as methods are capped and resources fixed.
+        self._series: dict[tuple[object, str, int], tuple[CounterCell, HistogramCell]] = {}
+
+    def answered(self, request: web.Request, status: int, seconds: float) -> None:
+        """Count an answered request under its route's pattern (``unmatched`` if none)."""
+        resource, method = request.match_info.route.resource, request.method
+        series = self._series.get((resource, method, status))
+        if series is None:
+            name = resource.canonical if resource is not None else "unmatched"
+            if method not in _METHODS:  # any token is a method to HTTP: keep the series finite
+                method = "other"
+            series = self._series[(resource, method, status)] = (
+                self.requests.labels(name, method, str(status)),
+                self.latency.labels(name),
+            )
+        series[0].value += 1
+        series[1].observe(seconds)
 
 
 def instrument(app: web.Application) -> None:
@@ -54,8 +72,6 @@ def instrument(app: web.Application) -> None:
 
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = request.match_info.route.resource
-        name = route.canonical if route is not None else "unmatched"
         start = time.perf_counter()
         status = 500
         metrics.in_flight_now += 1
@@ -68,8 +84,7 @@ def instrument(app: web.Application) -> None:
             raise
         finally:
             metrics.in_flight_now -= 1
-            metrics.requests.labels(name, request.method, str(status)).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - start)
+            metrics.answered(request, status, time.perf_counter() - start)
 
     app.middlewares.append(measure)
     app.router.add_get("/healthz", healthz)
