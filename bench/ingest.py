@@ -81,16 +81,20 @@ async def measured(pids: dict[str, int], run: Awaitable[Result]) -> Result:
     return result
 
 
-def bodies(batch: int, count: int = 500) -> list[bytes]:
-    """Distinct request bodies of ``batch`` records each, stamped now."""
-    fleet = make_fleet(max(batch, 10), prefix="bench")
+def bodies(batch: int, count: int = 500, drones: int = 1000) -> list[bytes]:
+    """Distinct request bodies of ``batch`` records each, stamped now, taking the drones of a
+    fleet of ``drones`` in turn, so records spread over partitions as a real fleet's do."""
+    fleet = make_fleet(max(batch, drones), prefix="bench")
     encoder = msgspec.json.Encoder()
     now = time.time_ns() // 1_000_000
     out = []
+    turn = itertools.cycle(fleet)
     for i in range(count):
-        for drone in fleet:
+        reports = []
+        for _ in range(batch):
+            drone = next(turn)
             drone.step(0.1)
-        reports = [d.report(now + i) for d in fleet[:batch]]
+            reports.append(drone.report(now + i))
         out.append(encoder.encode(reports[0] if batch == 1 else reports))
     return out
 
@@ -161,13 +165,19 @@ async def open_loop(
 
 async def wrk_loop(url: str, token: str, batch: int, connections: int, seconds: float) -> Result:
     """The closed loop driven by wrk (C, far less client CPU than aiohttp's client)."""
-    body = bodies(batch, 1)[0]
+    # wrk takes the bodies in turn (a Lua table), as the aiohttp clients do.
+    texts = [b.decode() for b in bodies(batch, 1000 if batch == 1 else 20)]
     script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
+        "local bodies = {\n" + "".join(f"[==[{text}]==],\n" for text in texts) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #bodies + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[i])\n"
+        "end\n"
     )
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(script)]
     proc = await asyncio.create_subprocess_exec(
