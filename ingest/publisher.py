@@ -7,9 +7,9 @@ The producer keeps one produce request in flight per broker, so handing it a bat
 request would serialise requests behind each other's round trips. Instead every partition has
 an open record batch that all concurrent requests append to; while a partition's batch is in
 flight the next one fills, so batches grow with load and each record costs one
-``BatchBuilder.append`` instead of a ``send()`` with a future of its own. When acks come back,
-every partition's next batch is handed over in the same turn of the loop, so they share one
-produce request. A request waits for the futures of the batches that hold its records, and the
+``BatchBuilder.append`` instead of a ``send()`` with a future of its own. Once a broker has
+acknowledged everything sent to it, the next batch of each of its partitions is handed over in
+the same turn of the loop, so they share one produce request. A request waits for the futures of the batches that hold its records, and the
 acknowledgement deadline is one timer per batch, not one per request: a single-record request
 then costs no timeout and no shield of its own. Delivery policy (acks=all, idempotent producer,
 the producer's own retries) is ``dronetrack.kafka``'s; nothing here resends.
@@ -22,13 +22,14 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,14 @@ def _expire(done: asyncio.Future[None], deadline_s: float) -> None:
 
 
 class _Partition:
-    """The batches of one partition: sealed ones in order, then the open one; and whether one
-    of them is with the producer (sent, not yet acknowledged)."""
+    """The batches of one partition: sealed ones in order, then the open one."""
 
     def __init__(self, publisher: Publisher, index: int) -> None:
         self.publisher = publisher
         self.index = index
+        self.tp = TopicPartition(publisher.topic, index)
         self.sealed: deque[_Pending] = deque()
         self.open: _Pending | None = None
-        self.sending = False
 
     def append(self, key: bytes, value: bytes, headers: list[Header]) -> asyncio.Future[None]:
         producer, deadline_s = self.publisher.producer, self.publisher.deadline_s
@@ -144,6 +144,7 @@ class Publisher:
         self._partitions: list[_Partition] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sending: Counter[int | None] = Counter()  # by leader
 
     async def start(self) -> None:
         count = len(await self.producer.partitions_for(self.topic))
@@ -169,17 +170,25 @@ class Publisher:
         return time.perf_counter() - start
 
     async def _submit_forever(self) -> None:
-        """Hand each partition's next batch to the producer once the one before it is
-        acknowledged, all partitions in the same turn of the loop: the producer keeps one
-        request in flight per broker, and batches handed over together share it. (Handed over
-        as each filled, every request carried one partition's batch: four times the requests,
-        and each costs the client more CPU than the records in it.)"""
+        """Hand the partitions' next batches to the producer a broker at a time: once every
+        batch sent to a partition leader is acknowledged, the next batch of each of its
+        partitions goes in the same turn of the loop. The producer keeps one request in flight
+        per broker, so batches handed over together share one produce request. (Handed over
+        as each partition's previous one was acknowledged, they drifted apart into requests of
+        one or two batches each, and a produce request costs the client more CPU than the
+        records in it.)"""
         producer, topic = self.producer, self.topic
+        cluster = producer.client.cluster
+        sending = self._sending
         while True:
             await self._wake.wait()
             self._wake.clear()
+            busy = {node for node, count in sending.items() if count}
             for part in self._partitions:
-                if part.sending or (pending := part.next()) is None:
+                if part.open is None and not part.sealed:
+                    continue
+                leader = cluster.leader_for_partition(part.tp)
+                if leader in busy or (pending := part.next()) is None:
                     continue
                 pending.builder.close()
                 try:
@@ -190,13 +199,13 @@ class Publisher:
                         log.exception("publishing a batch failed", extra={"partition": part.index})
                     _settle(pending.done, exc)
                     continue
-                part.sending = True
-                ack.add_done_callback(functools.partial(self._acknowledged, part, pending.done))
+                sending[leader] += 1
+                ack.add_done_callback(functools.partial(self._acknowledged, leader, pending.done))
 
     def _acknowledged(
-        self, part: _Partition, done: asyncio.Future[None], ack: asyncio.Future[Any]
+        self, leader: int | None, done: asyncio.Future[None], ack: asyncio.Future[Any]
     ) -> None:
-        part.sending = False
+        self._sending[leader] -= 1
         _settle(done, None if ack.cancelled() else ack.exception())
         self._wake.set()
 
