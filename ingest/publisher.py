@@ -9,10 +9,11 @@ an open record batch that all concurrent requests append to; while a partition's
 flight the next one fills, so batches grow with load and each record costs one
 ``BatchBuilder.append`` instead of a ``send()`` with a future of its own. Once a broker has
 acknowledged everything sent to it, the next batch of each of its partitions is handed over in
-the same turn of the loop, so they share one produce request. A request waits for the futures of the batches that hold its records, and the
-acknowledgement deadline is one timer per batch, not one per request: a single-record request
-then costs no timeout and no shield of its own. Delivery policy (acks=all, idempotent producer,
-the producer's own retries) is ``dronetrack.kafka``'s; nothing here resends.
+the same turn of the loop, so they share one produce request. A request waits for the futures
+of the batches that hold its records, and the acknowledgement deadline is one timer per batch,
+not one per request: a single-record request then costs no timeout and no shield of its own.
+Delivery policy (acks=all, idempotent producer, the producer's own retries) is
+``dronetrack.kafka``'s; nothing here resends.
 """
 
 from __future__ import annotations
