@@ -53,7 +53,7 @@ class HttpMetrics:
         series = self._series.get((resource, method, status))
         if series is None:
             name = resource.canonical if resource is not None else "unmatched"
-            if method not in _METHODS:  # any token is a method to HTTP: keep the series finite
+            if method not in _METHODS:  # WebDAV's and others: keep the series few
                 method = "other"
             series = self._series[(resource, method, status)] = (
                 self.requests.labels(name, method, str(status)),
