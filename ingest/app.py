@@ -14,8 +14,8 @@ from aiohttp import web
 from dronetrack import kafka, tokens, topics
 from dronetrack.settings import Settings, SettingsError
 from dronetrack.web import READY_CHECKS, REGISTRY, instrument
-from ingest import handlers
-from ingest.keys import LIMITER, METRICS, PRODUCER, PUBLISHER, SETTINGS, TOKENS
+from ingest.handlers import TelemetryIntake
+from ingest.keys import INTAKE, SETTINGS
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.ratelimit import RateLimiter
@@ -42,19 +42,24 @@ def create_app(settings: Settings) -> web.Application:
     check(settings)
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app[SETTINGS] = settings
-    app[TOKENS] = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
-    if not len(app[TOKENS]):
+    table = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
+    if not len(table):
         log.warning(
             "no ingest tokens: every request will get 401 until tokens are added and the "
             "service restarted (dronetrack token create FLEET)",
             extra={"file": str(settings.ingest_tokens_file)},
         )
-    app[LIMITER] = RateLimiter(settings.ingest_rate_limit_rps, settings.ingest_rate_limit_burst)
     instrument(app)
-    app[METRICS] = IngestMetrics(app[REGISTRY])
+    intake = TelemetryIntake(
+        settings,
+        table,
+        RateLimiter(settings.ingest_rate_limit_rps, settings.ingest_rate_limit_burst),
+        IngestMetrics(app[REGISTRY]),
+    )
+    app[INTAKE] = intake
     app.cleanup_ctx.append(_producer)
-    app.router.add_post("/v1/telemetry", handlers.post_telemetry)
-    app.router.add_get("/openapi.json", handlers.openapi)
+    app.router.add_post("/v1/telemetry", intake.post)
+    app.router.add_get("/openapi.json", intake.openapi)
     return app
 
 
@@ -66,8 +71,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     publisher = Publisher(producer, topics.TELEMETRY, settings.ingest_ack_deadline_ms / 1000)
     try:
         await publisher.start()
-        app[PRODUCER] = producer
-        app[PUBLISHER] = publisher
+        app[INTAKE].publisher = publisher
 
         async def kafka_ready() -> None:
             await producer.client.fetch_all_metadata()

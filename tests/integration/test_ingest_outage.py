@@ -18,7 +18,7 @@ from dronetrack import tokens
 from dronetrack.broker import EmbeddedBroker
 from dronetrack.settings import Settings
 from ingest.app import create_app
-from ingest.keys import PRODUCER
+from ingest.keys import INTAKE
 from tests.integration.conftest import eventually
 from tests.integration.helpers import good, read_topic
 
@@ -75,7 +75,7 @@ async def test_outage_gives_503_then_recovers_with_every_202_on_the_topic_once(
     # embedded broker, restarted under a retried produce, hands out offsets that overlap ones
     # already written, and a reader then skips records a 202 acknowledged. Kafka does not.
     async with asyncio.timeout(settings.kafka_request_timeout_ms / 1000 + 10):
-        await client.app[PRODUCER].flush()
+        await client.app[INTAKE].publisher.producer.flush()
     await own_broker.start()  # same port; memory storage, so the topics start empty
     acked.clear()
 
