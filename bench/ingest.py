@@ -163,6 +163,78 @@ async def open_loop(
     return Result.of(label, took, batch, failures, latencies)
 
 
+async def fixed_count(url: str, token: str, requests: int, connections: int) -> int:
+    """``requests`` single-record requests over ``connections`` connections; returns how many
+    were not answered 202."""
+    payloads = itertools.cycle(bodies(1))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    left, failures = requests, 0
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+
+        async def client() -> None:
+            nonlocal left, failures
+            while left > 0:
+                left -= 1
+                async with http.post(url, data=next(payloads)) as response:
+                    await response.read()
+                    failures += response.status != 202
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+    return failures
+
+
+async def callgrind_control(option: str, pid: int) -> None:
+    control = await asyncio.create_subprocess_exec(
+        "callgrind_control",
+        option,
+        str(pid),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    if await control.wait():
+        raise RuntimeError(f"callgrind_control {option} {pid} failed")
+
+
+async def instructions(
+    name: str,
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    base: str,
+    token: str,
+    args: argparse.Namespace,
+) -> float:
+    """Instructions a server runs per single-record request, counted by callgrind from its
+    first request after a warm-up to its last: the same figure on a busy machine as on a quiet
+    one, where requests/s are not. (Kernel time is not in it.)"""
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "callgrind.out"
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    with out.with_suffix(".log").open("ab") as log:
+        proc = processes.spawn(
+            [*valgrind, f"--callgrind-out-file={out}", *argv], env=env, output=log
+        )
+    try:
+        await processes.wait_ready(base, proc, name, timeout=300)
+        url = f"{base}/v1/telemetry"
+        await fixed_count(url, token, 300, args.connections)  # warm up
+        await callgrind_control("--instr=on", proc.pid)
+        failures = await fixed_count(url, token, args.requests, args.connections)
+        await callgrind_control("--dump", proc.pid)
+    finally:
+        processes.stop(proc, 60.0)
+    if failures:
+        raise RuntimeError(f"{name}: {failures} requests not answered 202 (see {out.parent})")
+    for dump in out.parent.glob(f"{out.name}.*"):
+        text = dump.read_text()
+        if "Trigger: dump" in text[:4096]:
+            summary = re.search(r"^summary:\s+(\d+)", text, re.M)
+            assert summary is not None, dump
+            counted: int = args.requests
+            return int(summary[1]) / counted
+    raise RuntimeError(f"{name}: callgrind wrote no dump in {out.parent}")
+
+
 async def wrk_loop(url: str, token: str, batch: int, connections: int, seconds: float) -> Result:
     """The closed loop driven by wrk (C, far less client CPU than aiohttp's client)."""
     # wrk takes the bodies in turn (a Lua table), as the aiohttp clients do.
@@ -217,6 +289,12 @@ async def main(args: argparse.Namespace) -> None:
     )
     env = {**os.environ, **settings.to_env()}
     argv = [sys.executable, "-m", "ingest"]
+    if args.instructions:
+        try:
+            await count_instructions(args, settings, env, token)
+        finally:
+            await broker.stop()
+        return
     if args.profile:
         argv = ["py-spy", "record", "-o", str(args.profile), "-f", "speedscope", "--", *argv]
     with (workdir / "ingest.log").open("ab") as log:
@@ -246,6 +324,37 @@ async def main(args: argparse.Namespace) -> None:
         await broker.stop()
 
 
+async def count_instructions(
+    args: argparse.Namespace, settings: Settings, env: dict[str, str], token: str
+) -> None:
+    """Callgrind's count per request for the bare handler and for ingest, one after the other."""
+    port = free_port()
+    bare = await instructions(
+        "baseline",
+        [sys.executable, "-m", "bench.baseline", str(port)],
+        env=dict(os.environ),
+        base=f"http://127.0.0.1:{port}",
+        token="-",  # noqa: S106 (the bare handler asks for none)
+        args=args,
+    )
+    # Under callgrind ingest runs ~50 times slower: give acknowledgements time to come back.
+    env = {**env, **settings.replace(ingest_ack_deadline_ms=60_000).to_env()}
+    ours = await instructions(
+        "ingest",
+        [sys.executable, "-m", "ingest"],
+        env=env,
+        base=f"http://127.0.0.1:{settings.ingest_port}",
+        token=token,
+        args=args,
+    )
+    print(
+        f"instructions per single-record request ({args.requests:,} requests, "
+        f"{args.connections} connections, callgrind): bare aiohttp handler {bare / 1000:,.1f}k, "
+        f"ingest {ours / 1000:,.1f}k ({ours / bare:.2f} times the bare handler)",
+        flush=True,
+    )
+
+
 async def baseline(args: argparse.Namespace) -> None:
     """The same single-record closed loop against a bare aiohttp handler, so the figures below
     can be read against what this (shared, noisy) machine delivers at the moment."""
@@ -273,6 +382,12 @@ def parse() -> argparse.Namespace:
         "--wrk", action="store_true", help="drive the closed loop with wrk (apt-get install wrk)"
     )
     p.add_argument("--profile", type=Path, help="record a py-spy profile of ingest to this file")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: count instructions per single-record request under callgrind (valgrind)",
+    )
+    p.add_argument("--requests", type=int, default=2000, help="counted with --instructions")
     args = p.parse_args()
     args.batch = args.batch or [1, 100]
     return args
