@@ -83,12 +83,8 @@ class TelemetryIntake:
         except problems.Problem as refusal:
             metrics.reject(refusal.reason, records)
             return refusal.response()
-        metrics.publish_latency.observe(seconds)
-        metrics.batch_size.observe(records)
-        metrics.accepted.labels(fleet).inc(records)
         n_late = sum(late)
-        if n_late:
-            metrics.late.inc(n_late)
+        metrics.accept(fleet, records, n_late, seconds)
         return web.Response(
             body=_encoder.encode({"accepted": records, "late": n_late}),
             status=202,

@@ -60,6 +60,17 @@ class IngestMetrics:
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
             self.rejected_records.labels(reason)
+        self._batch_size = self.batch_size.labels()
+        self._publish_latency = self.publish_latency.labels()
+        self._late = self.late.labels()
+
+    def accept(self, fleet: str, records: int, late: int, publish_s: float) -> None:
+        """Count a request answered 202 (every accepted request comes here)."""
+        self._publish_latency.observe(publish_s)
+        self._batch_size.observe(records)
+        self.accepted.labels(fleet).inc(records)
+        if late:
+            self._late.inc(late)
 
     def reject(self, reason: str, records: int) -> None:
         self.rejected.labels(reason).inc()
