@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -122,9 +121,6 @@ def serve(app: web.Application, host: str, port: int, drain_s: float = 10.0) -> 
     import uvloop
 
     log.info("listening", extra={"url": f"http://{host}:{port}"})
-    # What start-up made lives as long as the process: keep the collector from walking it again
-    # and again (8 % of a single-record ingest request's instructions).
-    gc.freeze()
     web.run_app(
         app,
         host=host,
