@@ -1,15 +1,18 @@
 """``python -m bench.ingest``: throughput and latency of one ingest process over loopback.
 
 Starts the embedded broker and one ingest service (``python -m ingest``) as processes of their
-own, then drives ingest from this process with an aiohttp client on uvloop:
+own, then drives ingest from this process (on uvloop) or from ``wrk`` (``--wrk``):
 
 1. closed loop: ``--connections`` clients post as fast as answers come back, for single-record
    requests and for 100-record batches: records/s, requests/s, p50/p99 latency;
 2. open loop at half the measured request rate: p50/p99 latency at that load.
 
+With ``--instructions`` it counts instead, under callgrind, the instructions per single-record
+request of a bare aiohttp handler and of ingest: a figure a busy machine does not move.
+
 Every 202 counted here was sent after the broker acknowledged all of its records (acks=all).
 The machine is shared and has 2 cores for the broker, ingest and this client together, so the
-figures are noisy and a lower bound of what ingest does on a core of its own.
+rates are noisy and a lower bound of what ingest does on a core of its own.
 """
 
 from __future__ import annotations
@@ -146,6 +149,8 @@ async def open_loop(
             for body in bodies(batch)
         ]
     )
+    # A pool as large as the closed loop's: opening a connection per request would overflow
+    # the listen backlog and measure SYN retries instead of the service.
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(await asyncio.open_connection(host, port))

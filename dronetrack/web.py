@@ -58,7 +58,7 @@ class HttpMetrics:
                 self.requests.labels(name, method, str(status)),
                 self.latency.labels(name),
             )
-        series[0].value += 1
+        series[0].inc()
         series[1].observe(seconds)
 
 
