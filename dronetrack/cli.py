@@ -82,6 +82,17 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     from dronetrack import tokens
 
     path = args.file or settings.ingest_tokens_file
+    match args.token_command:
+        case "revoke":
+            # From stdin, so the token shows up in no shell history and no process list.
+            if not tokens.revoke(path, sys.stdin.readline().strip()):
+                print(f"dronetrack: that token is not in {path}", file=sys.stderr)
+                return 1
+            print(
+                f"token revoked; running ingest services refuse it {_taken(settings)}.",
+                file=sys.stderr,
+            )
+            return 0
     try:
         token = tokens.create(path, args.fleet)
     except ValueError as exc:
@@ -91,10 +102,16 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"token for fleet {args.fleet!r}; only its hash was added to {path}. "
         "It is shown only now: store it with the fleet's ground software. "
-        "Running ingest services pick it up on restart.",
+        f"Running ingest services take it up {_taken(settings)}.",
         file=sys.stderr,
     )
     return 0
+
+
+def _taken(settings: Settings) -> str:
+    """When running ingest services see a change of the tokens file."""
+    every = settings.ingest_tokens_reload_s
+    return f"within {every:g} s" if every > 0 else "on restart"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="make a token for FLEET and print it once")
     create.add_argument("fleet")
     create.add_argument("--file", type=Path, help="tokens file (default: the setting)")
+    revoke = token_sub.add_parser("revoke", help="remove the token read from stdin")
+    revoke.add_argument("--file", type=Path, help="tokens file (default: the setting)")
 
     schema = sub.add_parser("schema", help="print or write the published JSON Schemas")
     schema.add_argument("--out", type=Path, help="directory to write the schema files into")

@@ -93,6 +93,8 @@ class Settings:
     ingest_max_batch_records: int = 1_000
     # Lines of "FLEET sha256:HEX" (a Kubernetes Secret mounted as a file); see docs/ingest.md.
     ingest_tokens_file: Path = Path("var/ingest-tokens")
+    # How often ingest looks for added and removed tokens in that file (0: only at start-up).
+    ingest_tokens_reload_s: float = 5.0
     # How long a request waits for the broker's acknowledgement before it gets 503.
     ingest_ack_deadline_ms: int = 5_000
     ingest_retry_after_s: int = 2

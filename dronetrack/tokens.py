@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -78,14 +79,26 @@ def create(path: Path, fleet: str) -> str:
     return token
 
 
-def revoke(path: Path, token: str) -> None:
-    """Remove the line of ``token`` from ``path`` (used for the demo token of a run)."""
+def revoke(path: Path, token: str) -> bool:
+    """Remove the line of ``token`` from ``path``; False if it was not there. The file is
+    replaced whole, so a service reloading it never reads it half written."""
     wanted = line(token=token, fleet="").split()[-1]
     try:
-        kept = [ln for ln in path.read_text().splitlines(True) if wanted not in ln]
+        lines = path.read_text().splitlines(True)
     except FileNotFoundError:
-        return
-    path.write_text("".join(kept))
+        return False
+    kept = [ln for ln in lines if wanted not in ln]
+    if len(kept) == len(lines):
+        return False
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:  # mkstemp's mode is 0600, as create's
+            out.write("".join(kept))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
 
 
 def fleet_for(table: Mapping[bytes, str], token: str) -> str | None:

@@ -6,8 +6,11 @@ Shutdown order (aiohttp's runner, on SIGTERM): stop listening, let in-flight req
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -45,8 +48,8 @@ def create_app(settings: Settings) -> web.Application:
     table = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
     if not len(table):
         log.warning(
-            "no ingest tokens: every request will get 401 until tokens are added and the "
-            "service restarted (dronetrack token create FLEET)",
+            "no ingest tokens: every request gets 401 until a token is added to the file "
+            "(dronetrack token create FLEET)",
             extra={"file": str(settings.ingest_tokens_file)},
         )
     instrument(app)
@@ -58,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[INTAKE] = intake
     app.cleanup_ctx.append(_producer)
+    app.cleanup_ctx.append(_token_reloader)
     app.router.add_post("/v1/telemetry", intake.post)
     app.router.add_get("/openapi.json", intake.openapi)
     return app
@@ -82,3 +86,54 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
         # In-flight requests are answered by now; hand over what 503'd requests left behind.
         await publisher.close(settings.kafka_request_timeout_ms / 1000)
         await producer.stop()  # flushes whatever is still buffered
+
+
+async def _token_reloader(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.ingest_tokens_reload_s <= 0:
+        yield
+        return
+    task = asyncio.create_task(
+        _reload_tokens_forever(
+            app[INTAKE], settings.ingest_tokens_file, settings.ingest_tokens_reload_s
+        ),
+        name="reload-tokens",
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _reload_tokens_forever(intake: TelemetryIntake, path: Path, every_s: float) -> None:
+    """Take up added and removed tokens without a restart: revoking a leaked token must not wait
+    for a rollout. (A Kubernetes Secret mounted as a directory reaches the file within about a
+    minute of its update.) A file that does not parse leaves the tokens as they were."""
+    applied = tokens.load(path)
+    intake.tokens = tokens.TokenTable(applied)
+    refused: str | None = None
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            table = tokens.load(path)
+        except tokens.TokenFileError as exc:
+            if str(exc) != refused:  # say it once per bad version of the file
+                refused = str(exc)
+                log.error(
+                    "tokens file not reloaded; the previous tokens stay", extra={"error": refused}
+                )
+                intake.metrics.token_reloads.labels("refused").inc()
+            continue
+        refused = None
+        if table == applied:
+            continue
+        applied = table
+        intake.tokens = tokens.TokenTable(table)
+        intake.metrics.token_reloads.labels("applied").inc()
+        log.info(
+            "tokens reloaded", extra={"tokens": len(table), "fleets": len(set(table.values()))}
+        )
+        if not table:
+            log.warning(
+                "the tokens file has no tokens: every request gets 401", extra={"file": str(path)}
+            )

@@ -45,6 +45,12 @@ class IngestMetrics:
             "Records older than the configured maximum age, sent on with a late mark.",
             registry=registry,
         )
+        self.token_reloads = Counter(
+            "ingest_token_file_reloads_total",
+            "Changes of the tokens file: applied, or refused (malformed; the old tokens stay).",
+            ["outcome"],
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "ingest_batch_records",
             "Records per accepted request.",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from dronetrack import tokens
 from dronetrack.settings import Settings
 from ingest.app import create_app
+from tests.integration.conftest import eventually
 from tests.integration.helpers import good, read_topic
 
 AiohttpClient = Any
@@ -244,6 +247,38 @@ async def test_ndjson_is_accepted_and_kept_in_order(
     assert await response.json() == {"accepted": 5, "late": 0}
     on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
     assert [r.seq for r, _ in on_topic] == [0, 1, 2, 3, 4]
+
+
+async def test_tokens_added_or_revoked_in_the_file_count_without_a_restart(
+    aiohttp_client: AiohttpClient, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokens"
+    old = tokens.create(path, "fleet-old")
+    client = await aiohttp_client(
+        create_app(settings.replace(ingest_tokens_file=path, ingest_tokens_reload_s=0.05))
+    )
+
+    async def status_with(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return (await client.post(URL, json=good(f"rot-{uid()}", 0), headers=headers)).status
+
+    async def refusals() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return 'ingest_token_file_reloads_total{outcome="refused"} 1.0' in text
+
+    assert await status_with(old) == 202
+    new = tokens.create(path, "fleet-new")
+    await eventually(lambda: _is(status_with(new), 202), what="the added token to be taken")
+    tokens.revoke(path, old)
+    await eventually(lambda: _is(status_with(old), 401), what="the revoked token to be refused")
+    path.write_text(path.read_text() + "fleet-x not-a-digest\n")  # a bad edit
+    await eventually(refusals, what="the malformed file to be refused")
+    assert await status_with(new) == 202  # the tokens as they were
+    assert await status_with(old) == 401
+
+
+async def _is(status: Awaitable[int], wanted: int) -> bool:
+    return await status == wanted
 
 
 async def test_a_fleet_token_cannot_write_as_another_fleet(

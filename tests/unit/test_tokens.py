@@ -3,6 +3,7 @@ is strict enough to catch a bad Secret."""
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
@@ -67,3 +68,20 @@ def test_token_create_prints_the_token_once(
     assert tokens.TokenTable(tokens.load(path)).fleet_for(token) == "ops-1"
     assert token not in err
     assert token not in path.read_text()
+
+
+def test_token_revoke_reads_the_token_from_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tokens"
+    keep, drop = tokens.create(path, "ops-1"), tokens.create(path, "ops-1")
+    monkeypatch.setattr("sys.stdin", io.StringIO(drop + "\n"))
+    assert cli.main(["token", "revoke", "--file", str(path)]) == 0
+    table = tokens.TokenTable(tokens.load(path))
+    assert (table.fleet_for(keep), table.fleet_for(drop)) == ("ops-1", None)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    monkeypatch.setattr("sys.stdin", io.StringIO(drop + "\n"))
+    assert cli.main(["token", "revoke", "--file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "not in" in err
+    assert drop not in err
