@@ -38,9 +38,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-# Figures, not tests: one ingest process against the embedded broker (docs/ingest.md).
+# Figures, not tests: one ingest process against the embedded broker, driven by wrk, whose C
+# client leaves the cores to the service (docs/ingest.md).
 bench-ingest: $(STAMP)
-	$(BIN)/python -m bench.ingest
+	@command -v wrk >/dev/null || { \
+	  test "$$(id -u)" = 0 || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	$(BIN)/python -m bench.ingest --wrk
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
