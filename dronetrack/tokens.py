@@ -111,6 +111,7 @@ class TokenTable:
     attacker nothing about any token), then a constant-time comparison of the whole digest."""
 
     def __init__(self, table: Mapping[bytes, str]) -> None:
+        self.digests = dict(table)  # what it was made from, to tell whether a reload changes it
         self._buckets: dict[bytes, list[tuple[bytes, str]]] = {}
         for full, fleet in table.items():
             self._buckets.setdefault(full[:8], []).append((full, fleet))

@@ -109,14 +109,13 @@ async def _reload_tokens_forever(intake: TelemetryIntake, path: Path, every_s: f
     """Take up added and removed tokens without a restart: revoking a leaked token must not wait
     for a rollout. (A Kubernetes Secret mounted as a directory reaches the file within about a
     minute of its update.) A file that does not parse leaves the tokens as they were."""
-    applied = tokens.load(path)
-    intake.tokens = tokens.TokenTable(applied)
+    applied = intake.tokens.digests
     refused: str | None = None
     while True:
         await asyncio.sleep(every_s)
         try:
             table = tokens.load(path)
-        except tokens.TokenFileError as exc:
+        except (ValueError, OSError) as exc:  # malformed, not UTF-8, unreadable
             if str(exc) != refused:  # say it once per bad version of the file
                 refused = str(exc)
                 log.error(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,9 +262,12 @@ async def test_tokens_added_or_revoked_in_the_file_count_without_a_restart(
         headers = {"Authorization": f"Bearer {token}"}
         return (await client.post(URL, json=good(f"rot-{uid()}", 0), headers=headers)).status
 
-    async def refusals() -> bool:
-        text = await (await client.get("/metrics")).text()
-        return 'ingest_token_file_reloads_total{outcome="refused"} 1.0' in text
+    def refusals(count: int) -> Callable[[], Awaitable[bool]]:
+        async def counted() -> bool:
+            text = await (await client.get("/metrics")).text()
+            return f'ingest_token_file_reloads_total{{outcome="refused"}} {count:.1f}' in text
+
+        return counted
 
     assert await status_with(old) == 202
     new = tokens.create(path, "fleet-new")
@@ -272,9 +275,12 @@ async def test_tokens_added_or_revoked_in_the_file_count_without_a_restart(
     tokens.revoke(path, old)
     await eventually(lambda: _is(status_with(old), 401), what="the revoked token to be refused")
     path.write_text(path.read_text() + "fleet-x not-a-digest\n")  # a bad edit
-    await eventually(refusals, what="the malformed file to be refused")
+    await eventually(refusals(1), what="the malformed file to be refused")
     assert await status_with(new) == 202  # the tokens as they were
     assert await status_with(old) == 401
+    path.write_bytes(b"\xff\xfe not text")
+    await eventually(refusals(2), what="the unreadable file to be refused")
+    assert await status_with(new) == 202
 
 
 async def _is(status: Awaitable[int], wanted: int) -> bool:
