@@ -43,7 +43,11 @@ def check(settings: Settings) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     check(settings)
-    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.ingest_max_body_bytes,
+        # Bodies are inflated by the handler, within the body limit (see body.inflate).
+        handler_args={"auto_decompress": False},
+    )
     app[SETTINGS] = settings
     table = tokens.TokenTable(tokens.load(settings.ingest_tokens_file))
     if not len(table):

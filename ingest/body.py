@@ -4,6 +4,8 @@ and the event times after decoding."""
 
 from __future__ import annotations
 
+import zlib
+
 from aiohttp import web
 
 from dronetrack import record
@@ -13,10 +15,12 @@ from ingest import problems
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 MEDIA_TYPES = (JSON, NDJSON)
+ENCODINGS = ("gzip", "deflate")  # request content codings, undone by ``inflate``
 
 
 async def read(request: web.Request, max_bytes: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be too large."""
+    """The body as sent, refused with 413 as soon as it is known to be too large: from
+    ``Content-Length`` before a byte is read, or while a chunked body streams in."""
     length = request.content_length
     if length is not None:
         if length > max_bytes:
@@ -32,6 +36,38 @@ async def read(request: web.Request, max_bytes: int) -> bytes:
             raise problems.body_too_large(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def content_coding(request: web.Request) -> str | None:
+    """The body's content coding, if it has one this service undoes; 415 for any other."""
+    coding = request.headers.get("Content-Encoding")
+    if coding is None:
+        return None
+    coding = coding.strip().lower()
+    if coding == "identity":
+        return None
+    if coding not in ENCODINGS:
+        raise problems.unsupported_encoding(request.headers["Content-Encoding"], ENCODINGS)
+    return coding
+
+
+def inflate(raw: bytes, coding: str, max_bytes: int) -> bytes:
+    """Undo gzip or deflate, stopping at ``max_bytes`` of output: a small compressed body can
+    inflate a thousandfold, so the limit is on what it inflates to. (The server's own
+    decompression is off: it would inflate a refused request's unread body while draining it.)
+    """
+    # deflate is the zlib format (RFC 9110); some clients send raw deflate, so that is tried too.
+    for wbits in (31,) if coding == "gzip" else (15, -15):
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(raw, max_bytes + 1)
+        except zlib.error:
+            continue
+        if len(out) > max_bytes:
+            raise problems.body_too_large(max_bytes)
+        if inflater.eof and not inflater.unused_data:
+            return out
+    raise problems.undecodable(coding)
 
 
 def check_media_type(request: web.Request) -> str:

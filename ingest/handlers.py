@@ -51,7 +51,10 @@ class TelemetryIntake:
         try:
             fleet = auth.fleet_of(request, self.tokens)
             media_type = body.check_media_type(request)
+            coding = body.content_coding(request)
             raw = await body.read(request, settings.ingest_max_body_bytes)
+            if coding is not None:
+                raw = body.inflate(raw, coding, settings.ingest_max_body_bytes)
             batch = body.decode(raw, media_type, settings.ingest_max_batch_records)
             records = len(batch)
             received_at = time.time_ns() // 1_000_000

@@ -10,6 +10,7 @@ from dronetrack.loopmetrics import Counter, Histogram
 REJECT_REASONS = (
     "unauthorized",
     "unsupported_media_type",
+    "unsupported_encoding",
     "body_too_large",
     "batch_too_large",
     "malformed",

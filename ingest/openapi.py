@@ -10,7 +10,7 @@ import msgspec
 
 from dronetrack.record import TelemetryIn
 from dronetrack.settings import Settings
-from ingest.body import JSON, NDJSON
+from ingest.body import ENCODINGS, JSON, NDJSON
 
 PROBLEM = "application/problem+json"
 _REF = "#/components/schemas/{name}"
@@ -84,6 +84,16 @@ def document(settings: Settings) -> dict[str, Any]:
                     "operationId": "postTelemetry",
                     "summary": "Publish telemetry records (all or nothing)",
                     "security": [{"fleetToken": []}],
+                    "parameters": [
+                        {
+                            "name": "Content-Encoding",
+                            "in": "header",
+                            "required": False,
+                            "description": "a compressed body; the body limit applies to the "
+                            "body as sent and to what it inflates to",
+                            "schema": {"type": "string", "enum": ["identity", *ENCODINGS]},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -110,13 +120,13 @@ def document(settings: Settings) -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _error("the body is not JSON"),
+                        "400": _error("the body is not JSON, or not the gzip or deflate it says"),
                         "401": _error("missing or invalid token", "WWW-Authenticate"),
                         "413": _error(
                             f"body over {settings.ingest_max_body_bytes} bytes or over "
                             f"{settings.ingest_max_batch_records} records"
                         ),
-                        "415": _error("unsupported Content-Type"),
+                        "415": _error("unsupported Content-Type or Content-Encoding"),
                         "422": _error("records break the schema or the event-time limits"),
                         "429": _error("the fleet is over its rate limit", "Retry-After"),
                         "503": _error("Kafka did not acknowledge in time", "Retry-After"),

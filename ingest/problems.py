@@ -46,6 +46,22 @@ def unsupported_media_type(got: str, supported: Sequence[str]) -> Problem:
     )
 
 
+def unsupported_encoding(got: str, supported: Sequence[str]) -> Problem:
+    # RFC 7694: a 415 for a content coding says which ones the server takes.
+    return Problem(
+        415,
+        "Unsupported content coding",
+        f"Content-Encoding {got!r} is not supported; send the body as is or with one of: "
+        f"{', '.join(supported)}",
+        "unsupported_encoding",
+        {"Accept-Encoding": ", ".join(supported)},
+    )
+
+
+def undecodable(coding: str) -> Problem:
+    return Problem(400, "Malformed body", f"the body is not valid {coding}", "malformed")
+
+
 def body_too_large(limit: int) -> Problem:
     return Problem(413, "Body too large", f"the body exceeds {limit} bytes", "body_too_large")
 

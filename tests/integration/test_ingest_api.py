@@ -4,8 +4,10 @@ nothing batches, NDJSON, fleet isolation, rate limits and event-time limits."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,75 @@ async def test_ndjson_is_accepted_and_kept_in_order(
     assert await response.json() == {"accepted": 5, "late": 0}
     on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
     assert [r.seq for r, _ in on_topic] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("coding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data, wbits=-15)),  # raw deflate, as some send
+    ],
+)
+async def test_a_compressed_body_is_inflated_and_published(
+    client: TestClient[Any, Any],
+    auth: dict[str, str],
+    settings: Settings,
+    coding: str,
+    compress: Callable[[bytes], bytes],
+) -> None:
+    drone = f"{coding}-{uid()}"
+    body = json.dumps([good(drone, i) for i in range(3)]).encode()
+    headers = {**auth, "Content-Type": "application/json", "Content-Encoding": coding}
+    response = await client.post(URL, data=compress(body), headers=headers)
+    assert response.status == 202, await response.text()
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [r.seq for r, _ in on_topic] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+async def test_a_content_coding_not_taken_is_415(
+    client: TestClient[Any, Any], auth: dict[str, str], coding: str
+) -> None:
+    headers = {**auth, "Content-Type": "application/json", "Content-Encoding": coding}
+    response = await client.post(URL, data=json.dumps(good("d")), headers=headers)
+    assert response.headers["Accept-Encoding"] == "gzip, deflate"
+    assert await problem_of(response, 415) == {
+        "type": "about:blank",
+        "title": "Unsupported content coding",
+        "status": 415,
+        "detail": f"Content-Encoding {coding!r} is not supported; send the body as is or with "
+        "one of: gzip, deflate",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"plain JSON, not gzip", gzip.compress(json.dumps(good("d")).encode())[:-8]],
+    ids=["not-gzip", "truncated"],
+)
+async def test_a_body_that_is_not_the_gzip_it_claims_is_400(
+    client: TestClient[Any, Any], auth: dict[str, str], body: bytes
+) -> None:
+    headers = {**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post(URL, data=body, headers=headers)
+    assert await problem_of(response, 400) == {
+        "type": "about:blank",
+        "title": "Malformed body",
+        "status": 400,
+        "detail": "the body is not valid gzip",
+    }
+
+
+async def test_a_compressed_body_is_413_by_what_it_inflates_to(
+    client: TestClient[Any, Any], auth: dict[str, str]
+) -> None:
+    """20 MiB of spaces gzip to ~20 kB, well under the 64,000-byte limit as sent."""
+    bomb = gzip.compress(b" " * (20 * 1024 * 1024), 9)
+    assert len(bomb) < 64_000
+    headers = {**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = await client.post(URL, data=bomb, headers=headers)
+    assert await problem_of(response, 413) == TOO_LARGE
 
 
 async def test_tokens_added_or_revoked_in_the_file_count_without_a_restart(
