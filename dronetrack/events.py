@@ -55,6 +55,13 @@ class ActiveAlert(msgspec.Struct, kw_only=True, gc=False):
     detail: str = ""
 
 
+def drone_key(fleet: str, drone_id: str) -> str:
+    """A drone's identity: ``FLEET/DRONE_ID``. Drone ids are each fleet's own, so two fleets
+    may both fly an ``alpha-1``; this is the key of ``drone.latest.v1`` and of the worker's
+    state. Neither part can hold a ``/``."""
+    return f"{fleet}/{drone_id}"
+
+
 class LatestState(Telemetry, kw_only=True, omit_defaults=True, gc=False):
     """A drone's newest record (by event time, then ``seq``) plus what the worker derived.
 

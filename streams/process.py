@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from dronetrack import record
-from dronetrack.events import AlertEvent, LatestState
+from dronetrack.events import AlertEvent, LatestState, drone_key
 from dronetrack.record import Telemetry
 from streams.alerts import Rules, apply, check_link
 from streams.windows import Partials
@@ -40,7 +40,8 @@ class Dead:
 class Output:
     records: list[Telemetry] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
-    # (partition, state): each drone's newest state after the batch, once.
+    # (partition, state) by drone key (events.drone_key): each drone's newest state after the
+    # batch, once.
     latest: dict[str, tuple[int, LatestState]] = field(default_factory=dict)
     partials: Partials = field(default_factory=Partials)
     dead: list[Dead] = field(default_factory=list)
@@ -67,9 +68,10 @@ def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             out.dead.append(Dead(raw, f"undecodable: {exc}"))
             continue
+        key = drone_key(rec.fleet, rec.drone_id)
         try:
             drones = states(raw.partition)
-            state, events = apply(drones.get(rec.drone_id), rec, rules)
+            state, events = apply(drones.get(key), rec, rules)
         except Exception as exc:  # a bug must not stop the stream: park the record, go on
             out.dead.append(Dead(raw, f"processing failed: {type(exc).__name__}: {exc}"))
             continue
@@ -78,8 +80,8 @@ def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
         if state is None:
             out.out_of_order += 1
             continue
-        drones[rec.drone_id] = state
-        out.latest[rec.drone_id] = (raw.partition, state)
+        drones[key] = state
+        out.latest[key] = (raw.partition, state)
         if state.implausible_speed_mps is not None:
             out.implausible += 1
         if events:
@@ -91,10 +93,10 @@ def check_links(partitions: dict[int, dict[str, LatestState]], now_ms: int, rule
     """The timer's pass: raise ``link_lost`` for silent flying drones of these partitions."""
     out = Output()
     for partition, drones in partitions.items():
-        for drone_id, state in list(drones.items()):
+        for key, state in list(drones.items()):
             new, events = check_link(state, now_ms, rules)
             if new is not None:
-                drones[drone_id] = new
-                out.latest[drone_id] = (partition, new)
+                drones[key] = new
+                out.latest[key] = (partition, new)
                 out.add_alerts(events)
     return out

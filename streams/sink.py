@@ -193,8 +193,8 @@ class StoreSink(mode.Service):
     async def _publish_latest(self, out: Output) -> None:
         await self._publish(
             [
-                Message(topics.LATEST, events.encode(state), drone_id.encode(), partition)
-                for drone_id, (partition, state) in out.latest.items()
+                Message(topics.LATEST, events.encode(state), key.encode(), partition)
+                for key, (partition, state) in out.latest.items()
             ]
         )
 

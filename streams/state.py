@@ -29,10 +29,19 @@ V = TypeVar("V")
 
 
 class TopicState(Generic[V]):
-    def __init__(self, settings: Settings, topic: str, decode: Callable[[bytes], V]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        decode: Callable[[bytes], V],
+        key_of: Callable[[V], str] | None = None,
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self.decode = decode
+        # Where a value names its own key, the key is taken from it on restore, so a state
+        # published under an older key format is held under the current one.
+        self.key_of = key_of
         self._partitions: dict[int, dict[str, V]] = {}
         self._loading: dict[int, asyncio.Task[dict[str, V]]] = {}
 
@@ -89,12 +98,15 @@ class TopicState(Generic[V]):
                             state.pop(m.key.decode(), None)
                             continue
                         try:
-                            state[m.key.decode()] = self.decode(m.value)
+                            value = self.decode(m.value)
                         except ValueError as exc:  # msgspec errors are ValueErrors
                             log.error(
                                 "unreadable state record skipped",
                                 extra={"topic": self.topic, "offset": m.offset, "error": str(exc)},
                             )
+                            continue
+                        key = m.key.decode() if self.key_of is None else self.key_of(value)
+                        state[key] = value
         finally:
             await consumer.stop()
         log.info(
@@ -105,4 +117,10 @@ class TopicState(Generic[V]):
 
 
 def drone_states(settings: Settings) -> TopicState[LatestState]:
-    return TopicState(settings, topics.LATEST, events.decode_latest)
+    # Until 2026-11 the topic was keyed by drone_id alone: such states are re-keyed on restore.
+    return TopicState(
+        settings,
+        topics.LATEST,
+        events.decode_latest,
+        lambda s: events.drone_key(s.fleet, s.drone_id),
+    )

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from dronetrack import kafka, record, topics
-from dronetrack.events import AlertEvent
+from dronetrack.events import AlertEvent, drone_key
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from streams.alerts import Rules, apply
@@ -96,8 +96,9 @@ def expected_alerts(settings: Settings, records: list[Telemetry]) -> list[AlertE
     states: dict[str, Any] = {}
     out: list[AlertEvent] = []
     for r in records:
-        new, events = apply(states.get(r.drone_id), r, rules)
+        key = drone_key(r.fleet, r.drone_id)
+        new, events = apply(states.get(key), r, rules)
         if new is not None:
-            states[r.drone_id] = new
+            states[key] = new
         out.extend(events)
     return out

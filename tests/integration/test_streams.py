@@ -9,12 +9,14 @@ import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
+import msgspec
 import pytest
 
-from dronetrack import events, topics
+from dronetrack import events, kafka, topics
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from dronetrack.store import Store, open_store
+from streams.state import drone_states
 from streams.windows import MINUTE_MS
 from tests.integration.conftest import eventually
 from tests.integration.streaming import expected_alerts, flight, produce, read_topic
@@ -107,10 +109,78 @@ async def test_records_become_latest_state_track_alerts_and_minute_stats(
     assert [m.alerts_raised for m in minutes] == raised_per_minute
 
     latest_msgs = await read_topic(
-        settings, topics.LATEST, lambda m: m.key == f"{fleet}-a".encode()
+        settings, topics.LATEST, lambda m: m.key == events.drone_key(fleet, f"{fleet}-a").encode()
     )
     newest = events.decode_latest(latest_msgs[-1].value)
     assert (newest.seq, newest.fleet, newest.active_alerts) == (199, fleet, {})
+
+
+async def test_two_fleets_may_name_a_drone_alike_and_keep_apart(
+    settings: Settings, worker: subprocess.Popen[bytes], store: Store
+) -> None:
+    """Drone ids are a fleet's own: fleet B's "same" drone, half a second ahead and a thousand
+    kilometres away at a full battery, must not make fleet A's records look late, its jumps
+    implausible, or its alerts vanish."""
+    run = uuid.uuid4().hex[:8]
+    fleet_a, fleet_b, drone = f"it-a-{run}", f"it-b-{run}", f"shared-{run}"
+    t0 = fresh_t0()
+    a = flight(fleet_a, drone, 200, t0)
+    b = [
+        msgspec.structs.replace(r, fleet=fleet_b, ts=r.ts + 500, lat=r.lat + 10, battery_pct=90.0)
+        for r in flight(fleet_b, drone, 200, t0)
+    ]
+    await produce(settings, [r for pair in zip(a, b, strict=True) for r in pair])
+
+    async def all_stored() -> bool:
+        rows = await store.drone_alerts(fleet_a, drone)
+        last = [await store.drone(f, drone) for f in (fleet_a, fleet_b)]
+        return (
+            len(rows) == 3
+            and all(x.state == "cleared" for x in rows)
+            and all(r is not None and r.seq == 199 for r in last)
+        )
+
+    await eventually(all_stored, what="both flights stored, fleet A's three alerts cleared")
+    assert await store.drone_alerts(fleet_b, drone) == []
+    for fleet, flown in ((fleet_a, a), (fleet_b, b)):
+        stored = await store.drone(fleet, drone)
+        assert stored is not None
+        assert (stored.lat, stored.battery_pct) == (flown[-1].lat, flown[-1].battery_pct)
+
+    async def last_states() -> dict[str, events.LatestState] | None:
+        newest = {}
+        for m in await read_topic(settings, topics.LATEST, lambda m: drone.encode() in m.value):
+            state = events.decode_latest(m.value)
+            assert m.key == events.drone_key(state.fleet, drone).encode()
+            assert state.implausible_speed_mps is None
+            newest[state.fleet] = state
+        done = {f: s.seq for f, s in newest.items()} == {fleet_a: 199, fleet_b: 199}
+        return newest if done else None
+
+    await eventually(last_states, what="each fleet's drone at its last state on drone.latest.v1")
+
+
+async def test_a_state_published_under_the_old_key_is_restored_under_the_drone_key(
+    settings: Settings,
+) -> None:
+    """drone.latest.v1 was keyed by drone_id alone before keys named the fleet: a worker taking
+    over a partition holds such a state under the drone's key, where its next record finds it."""
+    drone = f"old-key-{uuid.uuid4().hex[:8]}"
+    (rec,) = flight("it-old", drone, 1, fresh_t0())
+    state = events.LatestState(**msgspec.structs.asdict(rec))
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(
+            topics.LATEST, events.encode(state), key=drone.encode(), partition=0
+        )
+    finally:
+        await producer.stop()
+    restored = drone_states(settings)
+    await restored.load({sent.partition})
+    held = restored.get(sent.partition)
+    assert drone not in held
+    assert held[events.drone_key("it-old", drone)] == state
 
 
 async def test_a_poison_record_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
