@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"dronetrack: {exc}", file=sys.stderr)
         return 2
-    logs.configure(args.command, settings.log_level)
+    # dronetrack run prints URLs and credentials for a person: its own log goes with the others.
+    run_log = settings.log_dir / "run.log" if args.command == "run" else None
+    logs.configure(args.command, settings.log_level, run_log)
     if args.command in ("ingest", "streams", "dashboard"):
         return _service(args.command)
     from dronetrack import admin

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -30,11 +31,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def configure(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+def configure(service: str, level: str = "INFO", file: Path | None = None) -> None:
+    """JSON lines on stderr; with ``file``, there instead, and only warnings on stderr (for a
+    command whose console is for people, as ``dronetrack run``'s is)."""
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(JsonFormatter(service))
+    handlers: list[logging.Handler] = [console]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        console.setLevel(logging.WARNING)
+        to_file = logging.FileHandler(file)
+        to_file.setFormatter(JsonFormatter(service))
+        handlers.append(to_file)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     # The HTTP access log is noise at telemetry rates; metrics count requests instead.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
