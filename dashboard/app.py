@@ -11,10 +11,20 @@ from aiohttp import web
 
 from dashboard import auth
 from dashboard.cache import open_cache
-from dashboard.keys import CACHE, HUB, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, STORE
+from dashboard.keys import (
+    CACHE,
+    HUB,
+    LOGIN_SLOTS,
+    READS,
+    SESSION_KEY,
+    SETTINGS,
+    STORE,
+    THROTTLE,
+)
 from dashboard.live import LiveHub
 from dashboard.reads import Reads
 from dashboard.routes import setup_routes
+from dashboard.throttle import LoginThrottle
 from dronetrack.settings import Settings
 from dronetrack.store import open_store
 from dronetrack.web import READY_CHECKS, REGISTRY, instrument, render_problems
@@ -30,6 +40,12 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSION_KEY] = auth.session_key(settings.dashboard_session_secret)
     app[LOGIN_SLOTS] = asyncio.Semaphore(2)
     instrument(app)
+    app[THROTTLE] = LoginThrottle(
+        app[REGISTRY],
+        per_name=settings.dashboard_login_failures_per_name,
+        per_address=settings.dashboard_login_failures_per_address,
+        window_s=settings.dashboard_login_window_s,
+    )
     app.middlewares.append(auth.guard)
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_end_streams)
@@ -48,6 +64,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CACHE] = cache
     reads = Reads(store, cache, settings.dashboard_cache_ttl_ms, app[REGISTRY])
     app[READS] = reads
+    app[THROTTLE].cache = cache
     hub = LiveHub(reads, settings.dashboard_refresh_ms / 1000, app[REGISTRY])
     app[HUB] = hub
     try:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from dashboard.keys import LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS
+from dashboard.keys import LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
 from dronetrack.passwords import verify_password
 from dronetrack.web import problem
 
@@ -90,6 +90,16 @@ def _secure(request: web.Request) -> bool:
     return request.app[SETTINGS].dashboard_trust_proxy and proxy_https
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: behind a trusted proxy, the last one it added to X-Forwarded-For
+    (the earlier entries are the client's own word)."""
+    if request.app[SETTINGS].dashboard_trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or ""
+
+
 def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:  # not a browser, or a same-origin GET-like navigation
@@ -152,6 +162,15 @@ async def login(request: web.Request) -> web.Response:
         creds = msgspec.json.decode(await request.read(), type=Credentials)
     except msgspec.DecodeError as exc:
         return problem(400, "Bad login request", str(exc))
+    throttle = request.app[THROTTLE]
+    address = client_address(request)
+    wait_s = await throttle.retry_after(creds.name, address)
+    if wait_s:
+        response = problem(
+            429, "Too many failed logins", f"try again in {wait_s} s, with the right password"
+        )
+        response.headers["Retry-After"] = str(wait_s)
+        return response
     store = request.app[READS].store
     user = await store.get_user(creds.name)
     # argon2 is deliberately slow and memory-hard: keep it off the event loop. An unknown name
@@ -160,7 +179,9 @@ async def login(request: web.Request) -> web.Response:
     async with request.app[LOGIN_SLOTS]:
         ok = await asyncio.to_thread(verify_password, stored, creds.password)
     if user is None or user.disabled or not ok:
+        await throttle.failed(creds.name, address)
         return problem(401, "Wrong name or password")
+    await throttle.succeeded(creds.name)
     settings = request.app[SETTINGS]
     session = Session(
         user.name,

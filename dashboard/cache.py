@@ -34,6 +34,13 @@ class Backend(Protocol):
 
     async def release(self, key: str) -> None: ...
 
+    async def count(self, key: str, window_ms: int) -> int:
+        """Add one to the counter ``key`` and return it; its window starts with its first
+        count."""
+
+    async def counted(self, key: str) -> tuple[int, int]:
+        """The counter ``key`` and the milliseconds its window has left ((0, 0): none)."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -44,6 +51,7 @@ class MemoryBackend:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._entries: dict[str, tuple[float, bytes]] = {}
+        self._counters: dict[str, tuple[float, int]] = {}
         self._max = max_entries
 
     async def get(self, key: str) -> bytes | None:
@@ -69,6 +77,7 @@ class MemoryBackend:
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
+        self._counters.pop(key, None)
 
     async def claim(self, key: str, ttl_ms: int) -> bool:
         return True
@@ -76,11 +85,27 @@ class MemoryBackend:
     async def release(self, key: str) -> None:
         return None
 
+    async def count(self, key: str, window_ms: int) -> int:
+        now = time.monotonic()
+        ends, n = self._counters.get(key, (0.0, 0))
+        if ends <= now:
+            if len(self._counters) >= self._max:
+                self._counters = {k: v for k, v in self._counters.items() if v[0] > now}
+            ends, n = now + window_ms / 1000, 0
+        self._counters[key] = (ends, n + 1)
+        return n + 1
+
+    async def counted(self, key: str) -> tuple[int, int]:
+        ends, n = self._counters.get(key, (0.0, 0))
+        left_ms = int((ends - time.monotonic()) * 1000)
+        return (n, left_ms) if left_ms > 0 else (0, 0)
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._entries.clear()
+        self._counters.clear()
 
 
 class RedisBackend:
@@ -115,6 +140,21 @@ class RedisBackend:
 
     async def release(self, key: str) -> None:
         await self._redis.delete(self.PREFIX + "lock:" + key)
+
+    async def count(self, key: str, window_ms: int) -> int:
+        # SET NX starts the window (INCR keeps the expiry); no Redis 7-only PEXPIRE NX needed.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.PREFIX + key, 0, px=window_ms, nx=True)
+            pipe.incr(self.PREFIX + key)
+            _, count = await pipe.execute()
+        return int(count)
+
+    async def counted(self, key: str) -> tuple[int, int]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.PREFIX + key)
+            pipe.pttl(self.PREFIX + key)
+            value, left_ms = await pipe.execute()
+        return (int(value), int(left_ms)) if value is not None and left_ms > 0 else (0, 0)
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -177,6 +217,28 @@ class Cache:
             await self.backend.delete(key)
         except Exception as exc:
             self._failed(exc)
+
+    async def count(self, key: str, window_ms: int) -> int:
+        """Count an event in a window shared by every replica and return the count so far
+        (best effort: 0, and nothing counted, while the cache is failing)."""
+        if not self._healthy():
+            return 0
+        try:
+            return await self.backend.count(key, window_ms)
+        except Exception as exc:
+            self._failed(exc)
+            return 0
+
+    async def counted(self, key: str) -> tuple[int, int]:
+        """Events counted in ``key``'s window and the milliseconds it has left; (0, 0) while the
+        cache is failing."""
+        if not self._healthy():
+            return (0, 0)
+        try:
+            return await self.backend.counted(key)
+        except Exception as exc:
+            self._failed(exc)
+            return (0, 0)
 
     async def ping(self) -> None:
         await self.backend.ping()

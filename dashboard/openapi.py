@@ -107,6 +107,11 @@ def document() -> Json:
                     "200": _ok("Signed in", _ref("Session")),
                     "401": {"description": "Wrong name or password", **_PROBLEM},
                     "415": {"description": "Not JSON", **_PROBLEM},
+                    "429": {
+                        "description": "Too many failed logins for this name or address; "
+                        "Retry-After says when to try again",
+                        **_PROBLEM,
+                    },
                 },
             }
         },

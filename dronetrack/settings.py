@@ -148,8 +148,14 @@ class Settings:
     # HMAC key of the session cookies; replicas must share it. Empty: a random key per process.
     dashboard_session_secret: str = _secret()
     dashboard_session_max_age_s: int = 43_200
-    # Trust X-Forwarded-Proto from a TLS-terminating proxy (marks session cookies Secure).
+    # Trust X-Forwarded-Proto and X-Forwarded-For from a TLS-terminating proxy (session
+    # cookies marked Secure; failed logins counted by the client's address, not the proxy's).
     dashboard_trust_proxy: bool = False
+    # Failed logins allowed per user name, and per client address, in a window of this many
+    # seconds; past either, logins are refused (429) until the window ends.
+    dashboard_login_failures_per_name: int = 10
+    dashboard_login_failures_per_address: int = 50
+    dashboard_login_window_s: int = 900
 
     sim_drones: int = 12
     sim_rate_hz: float = 1.0
