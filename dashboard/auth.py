@@ -4,7 +4,8 @@ A session is a signed cookie (HMAC-SHA256 over user, expiry and a CSRF token), s
 that shares ``DRONETRACK_DASHBOARD_SESSION_SECRET`` can check it without a session table. The
 cookie is HttpOnly and SameSite=Lax, and Secure whenever the request came over TLS. Every request
 re-reads the user's fleets (cached for seconds), so a disabled user or a removed fleet stops
-working at once rather than at cookie expiry.
+working at once rather than at cookie expiry. Signing out marks the session ended in the shared
+cache, so a copied cookie stops working too.
 
 CSRF: a state-changing request must come from our own origin (``Origin`` checked when the browser
 sends it) and carry the session's token in ``X-CSRF-Token``, which a cross-site page cannot read.
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from dashboard.keys import LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
+from dashboard.keys import CACHE, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
 from dronetrack.passwords import verify_password
 from dronetrack.web import problem
 
@@ -118,6 +119,8 @@ async def principal(request: web.Request) -> Principal | None:
     access = await request.app[READS].access(session.user)
     if access is None or access.disabled:
         return None
+    if (await request.app[CACHE].counted(_ended(session)))[0]:
+        return None  # signed out: a copy of the cookie is worth nothing either
     return Principal(session.user, access.fleets, session.csrf, session.expires)
 
 
@@ -201,7 +204,18 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
+def _ended(session: Session | Principal) -> str:
+    """The cache key that marks a session signed out (its CSRF token is unique to it)."""
+    return "session-ended:" + hashlib.sha256(session.csrf.encode()).hexdigest()[:32]
+
+
 async def logout(request: web.Request) -> web.Response:
+    """End the session for every copy of its cookie, not just this browser's: it is marked
+    signed out in the shared cache until it would have expired."""
+    who = current(request)
+    left_ms = int((who.expires - time.time()) * 1000)
+    if left_ms > 0:
+        await request.app[CACHE].count(_ended(who), left_ms)
     response = web.json_response({"signed_out": True})
     response.del_cookie(COOKIE, path="/", secure=_secure(request), samesite="Lax")
     return response

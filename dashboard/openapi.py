@@ -117,7 +117,7 @@ def document() -> Json:
         },
         "/api/logout": {
             "post": {
-                "summary": "Sign out (clears the cookie)",
+                "summary": "Sign out: clears the cookie and ends the session for every copy of it",
                 "responses": {"200": {"description": "Signed out"}},
             }
         },

@@ -87,6 +87,21 @@ async def test_login_sets_a_safe_cookie_and_logout_ends_the_session(dashboard: D
             assert r.status == 401
 
 
+async def test_signing_out_ends_every_copy_of_the_session(dashboard: Dashboard) -> None:
+    async with dashboard.client() as http, aiohttp.ClientSession(base_url=dashboard.url) as thief:
+        token = await dashboard.login(http, "alice")
+        copied = {"Cookie": f"dronetrack_session={next(iter(http.cookie_jar)).value}"}
+        async with thief.get("/api/drones", headers=copied) as r:
+            assert r.status == 200, "the copy works while the session does"
+        async with http.post("/api/logout", headers={"X-CSRF-Token": token}) as r:
+            assert r.status == 200
+        async with thief.get("/api/drones", headers=copied) as r:
+            assert r.status == 401
+        await dashboard.login(http, "alice")
+        async with http.get("/api/drones") as r:
+            assert r.status == 200, "a new session is not touched by the old one's end"
+
+
 async def test_cookie_is_secure_behind_a_tls_proxy(dashboard: Dashboard) -> None:
     from aiohttp.test_utils import TestServer
 
