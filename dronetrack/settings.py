@@ -91,6 +91,9 @@ class Settings:
     ingest_port: int = 8080
     ingest_max_body_bytes: int = 1_048_576
     ingest_max_batch_records: int = 1_000
+    # How long a body may take to arrive once the headers have; slower is 408 (a trickling
+    # client must not hold a connection and a request slot for ever).
+    ingest_body_timeout_s: float = 30.0
     # Lines of "FLEET sha256:HEX" (a Kubernetes Secret mounted as a file); see docs/ingest.md.
     ingest_tokens_file: Path = Path("var/ingest-tokens")
     # How often ingest looks for added and removed tokens in that file (0: only at start-up).

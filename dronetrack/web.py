@@ -166,6 +166,8 @@ class Problem(Exception):
     def response(self) -> web.Response:
         response = problem(self.status, self.title, self.detail, **self.extra)
         response.headers.update(self.headers)
+        if self.headers.get("Connection") == "close":
+            response.force_close()  # the server then closes the connection, as it says
         return response
 
 

@@ -4,6 +4,7 @@ and the event times after decoding."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
@@ -18,9 +19,10 @@ MEDIA_TYPES = (JSON, NDJSON)
 ENCODINGS = ("gzip", "deflate")  # request content codings, undone by ``inflate``
 
 
-async def read(request: web.Request, max_bytes: int) -> bytes:
-    """The body as sent, refused with 413 as soon as it is known to be too large: from
-    ``Content-Length`` before a byte is read, or while a chunked body streams in."""
+async def read(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The body as sent, refused with 413 as soon as it is known to be too large (from
+    ``Content-Length`` before a byte is read, or while a chunked body streams in), and with 408
+    if it takes longer than ``timeout_s`` to arrive."""
     length = request.content_length
     if length is not None:
         if length > max_bytes:
@@ -28,14 +30,19 @@ async def read(request: web.Request, max_bytes: int) -> bytes:
         content = request.content
         if content.is_eof():  # all of it arrived with the headers: the usual small request
             return content.read_nowait()
-        return await request.read()
-    chunks, size = [], 0  # chunked transfer: count while streaming
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > max_bytes:
-            raise problems.body_too_large(max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout_s):
+            if length is not None:
+                return await request.read()
+            chunks, size = [], 0  # chunked transfer: count while streaming
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise problems.body_too_large(max_bytes)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except TimeoutError:
+        raise problems.body_timeout(timeout_s) from None
 
 
 def content_coding(request: web.Request) -> str | None:

@@ -52,7 +52,9 @@ class TelemetryIntake:
             fleet = auth.fleet_of(request, self.tokens)
             media_type = body.check_media_type(request)
             coding = body.content_coding(request)
-            raw = await body.read(request, settings.ingest_max_body_bytes)
+            raw = await body.read(
+                request, settings.ingest_max_body_bytes, settings.ingest_body_timeout_s
+            )
             if coding is not None:
                 raw = body.inflate(raw, coding, settings.ingest_max_body_bytes)
             batch = body.decode(raw, media_type, settings.ingest_max_batch_records)

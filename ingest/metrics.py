@@ -12,6 +12,7 @@ REJECT_REASONS = (
     "unsupported_media_type",
     "unsupported_encoding",
     "body_too_large",
+    "body_timeout",
     "batch_too_large",
     "malformed",
     "invalid",

@@ -122,6 +122,7 @@ def document(settings: Settings) -> dict[str, Any]:
                         },
                         "400": _error("the body is not JSON, or not the gzip or deflate it says"),
                         "401": _error("missing or invalid token", "WWW-Authenticate"),
+                        "408": _error("the body did not arrive in time"),
                         "413": _error(
                             f"body over {settings.ingest_max_body_bytes} bytes or over "
                             f"{settings.ingest_max_batch_records} records"

@@ -66,6 +66,16 @@ def body_too_large(limit: int) -> Problem:
     return Problem(413, "Body too large", f"the body exceeds {limit} bytes", "body_too_large")
 
 
+def body_timeout(seconds: float) -> Problem:
+    return Problem(
+        408,
+        "Body too slow",
+        f"the body did not arrive within {seconds:g} s of the headers; nothing was accepted",
+        "body_timeout",
+        {"Connection": "close"},
+    )
+
+
 def batch_too_large(count: int, limit: int) -> Problem:
     return Problem(
         413,

@@ -104,23 +104,33 @@ TOO_LARGE = {
 }
 
 
-async def test_a_declared_oversize_body_is_413_before_it_is_sent(
-    client: TestClient[Any, Any], fleet_token: str
-) -> None:
-    """The answer comes back while the client has sent only the headers and a few bytes."""
+async def send_a_beginning(
+    client: TestClient[Any, Any], token: str, content_length: int
+) -> tuple[bytes, Any]:
+    """Send the headers of a POST and the first bytes of its body, no more; return the head and
+    the JSON body of the answer that comes back all the same."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
         (
-            f"POST {URL} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {fleet_token}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n[{"
+            f"POST {URL} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n[{{"
         ).encode()
     )
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    assert head.startswith(b"HTTP/1.1 413 ")
     length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-    assert json.loads(await reader.readexactly(length)) == TOO_LARGE
+    body = json.loads(await reader.readexactly(length))
     writer.close()
+    return head, body
+
+
+async def test_a_declared_oversize_body_is_413_before_it_is_sent(
+    client: TestClient[Any, Any], fleet_token: str
+) -> None:
+    """The answer comes back while the client has sent only the headers and a few bytes."""
+    head, body = await send_a_beginning(client, fleet_token, content_length=100_000_000)
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert body == TOO_LARGE
 
 
 async def test_a_chunked_oversize_body_is_413_once_it_passes_the_limit(
@@ -132,6 +142,21 @@ async def test_a_chunked_oversize_body_is_413_once_it_passes_the_limit(
 
     response = await client.post(URL, data=chunks(), headers=auth)
     assert await problem_of(response, 413) == TOO_LARGE
+
+
+async def test_a_body_that_trickles_in_is_408_with_connection_close(
+    aiohttp_client: AiohttpClient, settings: Settings, fleet_token: str
+) -> None:
+    client = await aiohttp_client(create_app(settings.replace(ingest_body_timeout_s=0.2)))
+    head, body = await send_a_beginning(client, fleet_token, content_length=1000)
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"\r\nConnection: close\r\n" in head
+    assert body == {
+        "type": "about:blank",
+        "title": "Body too slow",
+        "status": 408,
+        "detail": "the body did not arrive within 0.2 s of the headers; nothing was accepted",
+    }
 
 
 async def test_too_many_records_is_413(client: TestClient[Any, Any], auth: dict[str, str]) -> None:

@@ -202,6 +202,7 @@ def test_the_document_is_the_served_one(ingest_url: str, repo_root: Path) -> Non
         "202",
         "400",
         "401",
+        "408",
         "413",
         "415",
         "422",
