@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from dashboard.auth import current, fleet_of
+from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
@@ -251,4 +251,10 @@ async def replay(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     fleet = _fleet(request)
-    return await request.app[HUB].stream(request, fleet, until_s=current(request).expires)
+
+    async def allowed() -> bool:
+        """Still signed in (not signed out, disabled or expired) and still given this fleet."""
+        who = await principal(request)
+        return who is not None and fleet in who.fleets
+
+    return await request.app[HUB].stream(request, fleet, allowed)

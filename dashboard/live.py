@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 RETRY_MS = 2_000
+# How often an open stream asks whether its session may still see the fleet: signed out,
+# disabled, or the fleet taken away, the stream ends within about this long.
+RECHECK_S = 2.0
+
+Allowed = Callable[[], Awaitable[bool]]
 
 _encoder = msgspec.json.Encoder()
 
@@ -154,8 +160,11 @@ class LiveHub:
         self.closing = True
         await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
 
-    async def stream(self, request: web.Request, fleet: str, until_s: float) -> web.StreamResponse:
-        """Serve one EventSource until the client leaves, the session ends or we shut down."""
+    async def stream(
+        self, request: web.Request, fleet: str, allowed: Allowed
+    ) -> web.StreamResponse:
+        """Serve one EventSource until the client leaves, ``allowed()`` says no (asked every
+        ``RECHECK_S``: the session ended or lost the fleet) or we shut down."""
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -166,9 +175,19 @@ class LiveHub:
         await response.prepare(request)
         await response.write(f"retry: {RETRY_MS}\n\n".encode())
         sub = self.subscribe(fleet)
+        written_at = time.monotonic()
+        recheck_at = written_at + RECHECK_S
         try:
-            while not sub.closed and not self.closing and time.time() < until_s:
-                events = await sub.next(KEEPALIVE_S)
+            while not sub.closed and not self.closing:
+                events = await sub.next(max(0.0, recheck_at - time.monotonic()))
+                now = time.monotonic()
+                if now >= recheck_at:
+                    if not await allowed():
+                        break
+                    recheck_at = now + RECHECK_S
+                if not events and now - written_at < KEEPALIVE_S:
+                    continue
+                written_at = now
                 if not events:
                     await response.write(b": keepalive\n\n")
                 for event, data in events.items():

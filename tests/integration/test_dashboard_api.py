@@ -3,6 +3,7 @@ paging and time ranges."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -295,6 +296,30 @@ async def test_live_events_stream_the_fleet_then_only_changes(dashboard: Dashboa
             name, delta = await next_event(r.content)
     assert name == "drones-delta"
     assert [d["drone_id"] for d in delta["drones"]] == ["a-2"], "only the drone that reported"
+
+
+async def test_an_open_stream_ends_when_its_session_may_no_longer_see_the_fleet(
+    dashboard: Dashboard,
+) -> None:
+    async def ended(stream: aiohttp.StreamReader) -> bool:
+        async for _ in stream:
+            pass
+        return True
+
+    async with dashboard.client() as alice, dashboard.client() as carol:
+        token = await dashboard.login(alice, "alice")
+        await dashboard.login(carol, "carol")
+        async with (
+            alice.get("/api/events") as signed_out,
+            carol.get("/api/events?fleet=bravo") as disabled,
+        ):
+            await next_event(signed_out.content)
+            await next_event(disabled.content)
+            async with alice.post("/api/logout", headers={"X-CSRF-Token": token}) as r:
+                assert r.status == 200
+            assert await asyncio.wait_for(ended(signed_out.content), 30)
+            assert await dashboard.store.disable_user("carol")
+            assert await asyncio.wait_for(ended(disabled.content), 30)
 
 
 async def test_openapi_document_is_public(dashboard: Dashboard) -> None:
