@@ -13,7 +13,6 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -81,23 +80,22 @@ def create(path: Path, fleet: str) -> str:
 
 def revoke(path: Path, token: str) -> bool:
     """Remove the line of ``token`` from ``path``; False if it was not there. The file is
-    replaced whole, so a service reloading it never reads it half written."""
+    rewritten in place, not replaced by another: a file bind-mounted into a container (a Compose
+    secret) stays the file it was when mounted, so a replacement would never reach the service.
+    (Ingest applies a file only once two reads of it agree, so it never takes a half-written
+    one.)"""
     wanted = line(token=token, fleet="").split()[-1]
     try:
-        lines = path.read_text().splitlines(True)
+        with path.open("r+") as file:
+            lines = file.read().splitlines(True)
+            kept = [ln for ln in lines if wanted not in ln]
+            if len(kept) == len(lines):
+                return False
+            file.seek(0)
+            file.write("".join(kept))
+            file.truncate()
     except FileNotFoundError:
         return False
-    kept = [ln for ln in lines if wanted not in ln]
-    if len(kept) == len(lines):
-        return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:  # mkstemp's mode is 0600, as create's
-            out.write("".join(kept))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return True
 
 

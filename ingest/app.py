@@ -119,6 +119,8 @@ async def _reload_tokens_forever(intake: TelemetryIntake, path: Path, every_s: f
         await asyncio.sleep(every_s)
         try:
             table = tokens.load(path)
+            if tokens.load(path) != table:  # read while being written: wait for the next turn
+                continue
         except (ValueError, OSError) as exc:  # malformed, not UTF-8, unreadable
             if str(exc) != refused:  # say it once per bad version of the file
                 refused = str(exc)

@@ -85,3 +85,14 @@ def test_token_revoke_reads_the_token_from_stdin(
     err = capsys.readouterr().err
     assert "not in" in err
     assert drop not in err
+
+
+def test_revoking_rewrites_the_file_in_place(tmp_path: Path) -> None:
+    """A Compose secret is the file bind-mounted at start: a file put in its place would never
+    reach the container, so the revocation must land in the same file."""
+    path = tmp_path / "tokens"
+    keep, drop = tokens.create(path, "a"), tokens.create(path, "b")
+    inode = path.stat().st_ino
+    assert tokens.revoke(path, drop)
+    assert path.stat().st_ino == inode
+    assert path.read_text() == tokens.line("a", keep)
