@@ -23,9 +23,26 @@ async def sign_in(page: Page, dashboard: Dashboard, name: str, query: str = "") 
 
 
 async def top_of(page: Page, drone_id: str) -> float:
-    box = await page.locator(f'{MARKER}[data-drone-id="{drone_id}"]').bounding_box()
-    assert box is not None
-    return box["y"]
+    """Where the drone's marker sits once the map is still: the first snapshot fits the map to
+    the fleet with a zoom animation, and a marker measured during it is not where it stays."""
+    await page.locator(f'{MARKER}[data-drone-id="{drone_id}"]').wait_for()
+    y: float = await page.evaluate(
+        """async (id) => {
+            const el = () => document.querySelector(
+                `.leaflet-marker-pane .drone[data-drone-id="${id}"]`);
+            const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+            let last = null;
+            for (let still = 0; still < 10; ) {  // ten frames in a row at the same place
+                await frame();
+                const y = el().getBoundingClientRect().y;
+                still = y === last ? still + 1 : 0;
+                last = y;
+            }
+            return last;
+        }""",
+        drone_id,
+    )
+    return y
 
 
 async def moved_up(page: Page, drone_id: str, was_y: float) -> None:
