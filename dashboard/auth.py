@@ -4,8 +4,9 @@ A session is a signed cookie (HMAC-SHA256 over user, expiry and a CSRF token), s
 that shares ``DRONETRACK_DASHBOARD_SESSION_SECRET`` can check it without a session table. The
 cookie is HttpOnly and SameSite=Lax, and Secure whenever the request came over TLS. Every request
 re-reads the user's fleets (cached for seconds), so a disabled user or a removed fleet stops
-working at once rather than at cookie expiry. Signing out marks the session ended in the shared
-cache, so a copied cookie stops working too.
+working at once rather than at cookie expiry; so does a new password, whose fingerprint no
+longer matches the session's. Signing out marks the session ended in the shared cache, so a
+copied cookie stops working too.
 
 CSRF: a state-changing request must come from our own origin (``Origin`` checked when the browser
 sends it) and carry the session's token in ``X-CSRF-Token``, which a cross-site page cannot read.
@@ -27,7 +28,7 @@ import msgspec
 from aiohttp import web
 
 from dashboard.keys import CACHE, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
-from dronetrack.passwords import verify_password
+from dronetrack.passwords import fingerprint, verify_password
 from dronetrack.web import problem
 
 COOKIE = "dronetrack_session"
@@ -44,6 +45,7 @@ class Session(msgspec.Struct, frozen=True):
     user: str
     expires: int  # epoch seconds
     csrf: str
+    credential: str  # the password's fingerprint at login: a new password ends the session
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -117,7 +119,7 @@ async def principal(request: web.Request) -> Principal | None:
     if session is None:
         return None
     access = await request.app[READS].access(session.user)
-    if access is None or access.disabled:
+    if access is None or access.disabled or access.credential != session.credential:
         return None
     if (await request.app[CACHE].counted(_ended(session)))[0]:
         return None  # signed out: a copy of the cookie is worth nothing either
@@ -190,6 +192,7 @@ async def login(request: web.Request) -> web.Response:
         user.name,
         int(time.time()) + settings.dashboard_session_max_age_s,
         secrets.token_urlsafe(24),
+        fingerprint(user.password_hash),
     )
     response = web.json_response(_describe(user.name, user.fleets, session.csrf, session.expires))
     response.set_cookie(

@@ -15,6 +15,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter
 
 from dashboard.cache import Cache
+from dronetrack.passwords import fingerprint
 from dronetrack.record import Telemetry
 from dronetrack.store import Alert, FleetStats, Store, TrackPoint
 
@@ -33,6 +34,7 @@ class Access(msgspec.Struct, frozen=True):
 
     fleets: list[str]
     disabled: bool
+    credential: str  # changes when the password does (passwords.fingerprint)
 
 
 def now_ms() -> int:
@@ -149,6 +151,8 @@ class Reads:
     async def access(self, name: str) -> Access | None:
         async def read() -> Access | None:
             user = await self.store.get_user(name)
-            return None if user is None else Access(list(user.fleets), user.disabled)
+            if user is None:
+                return None
+            return Access(list(user.fleets), user.disabled, fingerprint(user.password_hash))
 
         return await self._cached(f"user:{name}", USER_TTL_MS, Access | None, "user", read)  # type: ignore[arg-type]

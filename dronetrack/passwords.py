@@ -9,6 +9,7 @@ parameters still verify, and ``needs_rehash`` tells a login to store a fresh one
 from __future__ import annotations
 
 import functools
+import hashlib
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,6 +27,13 @@ def _dummy_hash() -> str:
     # Verified for unknown users so that a login takes as long for an unknown name as for a
     # wrong password and does not reveal which names exist.
     return _hasher.hash("dronetrack-no-such-user")
+
+
+def fingerprint(password_hash: str) -> str:
+    """A short digest of a stored hash, which changes whenever the password does: a session
+    carries it, so setting a new password ends every session made with the old one. It tells
+    nothing about the password (the hash's salt is not in it)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def hash_password(password: str) -> str:

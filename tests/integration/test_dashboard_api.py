@@ -12,7 +12,10 @@ import aiohttp
 import pytest
 
 from dashboard.openapi import document
+from dronetrack.passwords import hash_password
+from dronetrack.store import User
 from tests.dashboard_env import TRACK_POINTS, Dashboard, now_ms, telemetry
+from tests.integration.conftest import eventually
 
 # Every API path with a drone/alert of fleet "bravo": alice (fleet alpha) must get 404 for each.
 FOREIGN = [
@@ -101,6 +104,28 @@ async def test_signing_out_ends_every_copy_of_the_session(dashboard: Dashboard) 
         await dashboard.login(http, "alice")
         async with http.get("/api/drones") as r:
             assert r.status == 200, "a new session is not touched by the old one's end"
+
+
+async def test_a_new_password_ends_the_sessions_made_with_the_old_one(
+    dashboard: Dashboard,
+) -> None:
+    async with dashboard.client() as http:
+        await dashboard.login(http, "alice")
+        await dashboard.store.put_user(
+            User(name="alice", password_hash=hash_password("a new passphrase"), fleets=["alpha"])
+        )
+
+        async def signed_out() -> bool:
+            async with http.get("/api/drones") as r:
+                return r.status == 401
+
+        await eventually(signed_out, what="the old password's session to end")
+        async with http.post(
+            "/api/login", json={"name": "alice", "password": "a new passphrase"}
+        ) as r:
+            assert r.status == 200
+        async with http.get("/api/drones") as r:
+            assert r.status == 200
 
 
 async def test_cookie_is_secure_behind_a_tls_proxy(dashboard: Dashboard) -> None:
