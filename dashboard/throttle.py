@@ -44,7 +44,7 @@ class LoginThrottle:
     async def retry_after(self, name: str, address: str) -> int:
         """Seconds until a login for ``name`` from ``address`` may be tried again; 0: now."""
         wait_ms = 0
-        for kind, value in (("name", name), ("address", address)):
+        for kind, value in self._counted(name, address):
             count, left_ms = await self.cache.counted(_key(kind, value))
             if count >= self.limits[kind]:
                 wait_ms = max(wait_ms, left_ms)
@@ -54,13 +54,18 @@ class LoginThrottle:
 
     async def failed(self, name: str, address: str) -> None:
         self.logins.labels("refused").inc()
-        for kind, value in (("name", name), ("address", address)):
+        for kind, value in self._counted(name, address):
             count = await self.cache.count(_key(kind, value), self.window_ms)
             if count == self.limits[kind]:  # said once per window, however long it goes on
                 log.warning(
                     "login throttled",
                     extra={"by": kind, "user": name, "address": address, "failures": count},
                 )
+
+    def _counted(self, name: str, address: str) -> list[tuple[str, str]]:
+        """The counters in force (a limit of 0 turns its counter off)."""
+        both = (("name", name), ("address", address))
+        return [(kind, value) for kind, value in both if self.limits[kind] > 0]
 
     async def succeeded(self, name: str) -> None:
         self.logins.labels("ok").inc()

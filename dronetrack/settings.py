@@ -155,7 +155,7 @@ class Settings:
     # cookies marked Secure; failed logins counted by the client's address, not the proxy's).
     dashboard_trust_proxy: bool = False
     # Failed logins allowed per user name, and per client address, in a window of this many
-    # seconds; past either, logins are refused (429) until the window ends.
+    # seconds; past either, logins are refused (429) until the window ends. 0 turns one off.
     dashboard_login_failures_per_name: int = 10
     dashboard_login_failures_per_address: int = 50
     dashboard_login_window_s: int = 900

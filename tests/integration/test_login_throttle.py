@@ -124,3 +124,20 @@ async def test_replicas_sharing_redis_share_the_count(dashboard: Dashboard) -> N
     finally:
         for server in replicas:
             await server.close()
+
+
+async def test_a_limit_of_zero_counts_nothing(dashboard: Dashboard) -> None:
+    settings = dashboard.settings.replace(
+        dashboard_login_failures_per_name=2, dashboard_login_failures_per_address=0
+    )
+    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        for name in ("u1", "u2", "u3", "u4"):
+            assert (await login(url, name, "wrong"))[0] == 401
+        assert (await login(url, "bob", PASSWORD))[0] == 200, "no limit by address"
+        assert (await login(url, "u1", "wrong"))[0] == 401
+        assert (await login(url, "u1", "wrong"))[0] == 429, "the limit by name holds"
+    finally:
+        await server.close()
