@@ -184,8 +184,7 @@ async def open_loop(
         task = asyncio.create_task(one(next(requests), scheduled))
         pending.add(task)
         task.add_done_callback(pending.discard)
-    while pending:
-        await asyncio.gather(*pending)
+    await asyncio.gather(*pending)
     took = time.perf_counter() - start
     while not idle.empty():
         idle.get_nowait()[1].close()

@@ -37,6 +37,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The API paths open without a session (everything outside /api/ is: the page, static files,
 # health and metrics).
 PUBLIC = frozenset({"/api/login", "/api/openapi.json"})
+# How stale this replica's view of "signed out" may be: every API request asks, and with Redis a
+# fresh answer each time cost half the API's throughput.
+ENDED_FRESH_MS = 1_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -121,7 +124,7 @@ async def principal(request: web.Request) -> Principal | None:
     access = await request.app[READS].access(session.user)
     if access is None or access.disabled or access.credential != session.credential:
         return None
-    if (await request.app[CACHE].counted(_ended(session)))[0]:
+    if (await request.app[CACHE].counted(_ended(session), fresh_ms=ENDED_FRESH_MS))[0]:
         return None  # signed out: a copy of the cookie is worth nothing either
     return Principal(session.user, access.fleets, session.csrf, session.expires)
 

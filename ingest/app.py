@@ -113,7 +113,6 @@ async def _reload_tokens_forever(intake: TelemetryIntake, path: Path, every_s: f
     """Take up added and removed tokens without a restart: revoking a leaked token must not wait
     for a rollout. (A Kubernetes Secret mounted as a directory reaches the file within about a
     minute of its update.) A file that does not parse leaves the tokens as they were."""
-    applied = intake.tokens.digests
     refused: str | None = None
     while True:
         await asyncio.sleep(every_s)
@@ -130,9 +129,8 @@ async def _reload_tokens_forever(intake: TelemetryIntake, path: Path, every_s: f
                 intake.metrics.token_reloads.labels("refused").inc()
             continue
         refused = None
-        if table == applied:
+        if table == intake.tokens.digests:
             continue
-        applied = table
         intake.tokens = tokens.TokenTable(table)
         intake.metrics.token_reloads.labels("applied").inc()
         log.info(

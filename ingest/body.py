@@ -47,14 +47,14 @@ async def read(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
 
 def content_coding(request: web.Request) -> str | None:
     """The body's content coding, if it has one this service undoes; 415 for any other."""
-    coding = request.headers.get("Content-Encoding")
-    if coding is None:
+    given = request.headers.get("Content-Encoding")
+    if given is None:
         return None
-    coding = coding.strip().lower()
+    coding = given.strip().lower()
     if coding == "identity":
         return None
     if coding not in ENCODINGS:
-        raise problems.unsupported_encoding(request.headers["Content-Encoding"], ENCODINGS)
+        raise problems.unsupported_encoding(given, ENCODINGS)
     return coding
 
 

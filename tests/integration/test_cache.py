@@ -211,3 +211,18 @@ async def test_a_counter_counts_within_its_window_and_starts_over_after_it(cache
     await eventually(over, what="the 50 ms window to end")
     await cache.count(short, 60_000)
     assert (await cache.counted(short))[0] == 1
+
+
+async def test_a_fresh_enough_reading_spares_redis_but_not_this_processs_own_count() -> None:
+    one, two = (Cache(RedisBackend(REDIS_URL), CollectorRegistry()) for _ in range(2))
+    k = key()
+    try:
+        assert await one.counted(k, fresh_ms=60_000) == (0, 0)
+        await one.count(k, 60_000)
+        assert (await one.counted(k, fresh_ms=60_000))[0] == 1, "its own count, at once"
+        await two.count(k, 60_000)
+        assert (await one.counted(k, fresh_ms=60_000))[0] == 1, "another's: once fresh_ms ends"
+        assert (await one.counted(k))[0] == 2
+    finally:
+        await one.close()
+        await two.close()
