@@ -36,7 +36,7 @@ def consumer(settings: Settings, **overrides: object) -> AIOKafkaConsumer:
     """A consumer of the configured cluster; the caller sets the group and offset policy."""
     options: dict[str, object] = {
         "bootstrap_servers": settings.require_kafka(),
-        # The embedded broker holds every fetch this long, even with data waiting.
+        # Chosen by broker kind (Settings): the embedded broker holds every fetch this long.
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
         "client_id": "dronetrack",

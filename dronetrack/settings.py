@@ -16,6 +16,8 @@ from typing import Any
 
 PREFIX = "DRONETRACK_"
 EMBEDDED = "embedded"
+EMBEDDED_FETCH_MAX_WAIT_MS = 10
+KAFKA_FETCH_MAX_WAIT_MS = 500
 
 
 class SettingsError(ValueError):
@@ -34,9 +36,8 @@ class Settings:
     kafka_bootstrap_servers: str = EMBEDDED
     # Where `dronetrack run` starts the embedded broker (0: any free port).
     embedded_broker_port: int = 9092
-    # How long a fetch may wait for data. The embedded broker holds every fetch this long even
-    # when data is waiting, so it bounds end-to-end latency there; real Kafka answers early.
-    kafka_fetch_max_wait_ms: int = 10
+    # How long a fetch may wait for data; 0 chooses by broker kind (see __post_init__).
+    kafka_fetch_max_wait_ms: int = 0
     kafka_topic_partitions: int = 4
     kafka_replication_factor: int = 1
     kafka_request_timeout_ms: int = 10_000
@@ -166,6 +167,17 @@ class Settings:
     sim_token: str = _secret()
 
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        """Choose the fetch wait for the broker kind, once: the embedded broker holds every fetch
+        until the wait expires, so a short wait bounds latency there; real Kafka answers a fetch
+        as soon as data arrives, so a long wait only saves idle polling (measured idle on Kafka:
+        the worker at 8-9 % of a core and the broker at 7-8 % with 10 ms, 3 % and 1.5 % with
+        500 ms). Chosen here, a copy pointed at the embedded broker's address (what
+        `dronetrack run` hands its services) keeps the embedded broker's wait."""
+        if self.kafka_fetch_max_wait_ms == 0:
+            wait = EMBEDDED_FETCH_MAX_WAIT_MS if self.kafka_embedded else KAFKA_FETCH_MAX_WAIT_MS
+            object.__setattr__(self, "kafka_fetch_max_wait_ms", wait)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
