@@ -147,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     from dronetrack import admin
 
     admin.add_parsers(sub)
+    from dronetrack import topicadmin
+
+    topicadmin.add_parsers(sub)
     return p
 
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.command, settings.log_level, run_log)
     if args.command in ("ingest", "streams", "dashboard"):
         return _service(args.command)
-    from dronetrack import admin
+    from dronetrack import admin, topicadmin
 
     handlers = {
         "run": _run,
@@ -172,5 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         "token": _token,
         "db": admin.db_command,
         "user": admin.user_command,
+        "kafka": topicadmin.kafka_command,
     }
     return handlers[args.command](args, settings)

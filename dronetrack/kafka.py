@@ -1,14 +1,15 @@
-"""Kafka plumbing shared by the services: topic creation and the one producer delivery policy."""
+"""Kafka plumbing shared by the services: the topics as they should be, their creation, and the
+one producer delivery policy."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from dronetrack import topics
 from dronetrack.settings import Settings
@@ -45,33 +46,89 @@ def consumer(settings: Settings, **overrides: object) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(**options)
 
 
+DAY_MS = 86_400_000
+
+# The configs of the project's topics (docs/topics.md): what the compose and Kubernetes
+# manifests declare too (a unit test keeps the KafkaTopics equal).
+CONFIGS: dict[str, dict[str, str]] = {
+    # Time to recover from a long outage by replaying.
+    topics.TELEMETRY: {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+    topics.ALERTS: {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+    # Each drone's latest state, kept until compaction replaces it: the workers restore from it.
+    topics.LATEST: {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+        "min.compaction.lag.ms": "60000",
+    },
+    # Time to inspect and replay dead letters.
+    topics.DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as it should be on the cluster."""
+
+    name: str
+    partitions: int
+    replicas: int
+    configs: dict[str, str]
+
+    def new_topic(self) -> NewTopic:
+        return NewTopic(self.name, self.partitions, self.replicas, topic_configs=self.configs)
+
+
+def topic_specs(
+    settings: Settings,
+    names: Iterable[str] = topics.ALL,
+    compacted: Collection[str] = topics.COMPACTED,
+) -> list[TopicSpec]:
+    """The project's topics (or ``names``: a topic of no documented configs is compacted if
+    in ``compacted``, else has the cluster's defaults), with the configured partitions."""
+    return [
+        TopicSpec(
+            name,
+            settings.kafka_topic_partitions,
+            settings.kafka_replication_factor,
+            CONFIGS.get(name, {"cleanup.policy": "compact"} if name in compacted else {}),
+        )
+        for name in names
+    ]
+
+
+def admin(settings: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.require_kafka(),
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+
+
+async def create_topics(client: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> None:
+    """Create ``specs``; one that exists already (another process won the race) is fine.
+    Raises the broker's error for any other refusal (the response carries it, aiokafka does
+    not raise it)."""
+    response = await client.create_topics([spec.new_topic() for spec in specs])
+    for error in response.to_object()["topic_errors"]:
+        code = error["error_code"]
+        if code not in (0, TopicAlreadyExistsError.errno):
+            message = error.get("error_message") or ""
+            raise for_code(code)(f"topic {error['topic']}: {message}".rstrip(": "))
+
+
 async def ensure_topics(
     settings: Settings,
     names: Iterable[str] = topics.ALL,
     compacted: Collection[str] = topics.COMPACTED,
 ) -> None:
     """Create topics if they are missing (idempotent): the project's, unless ``names`` says."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.require_kafka(),
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-    )
-    await admin.start()
+    client = admin(settings)
+    await client.start()
     try:
-        existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name,
-                settings.kafka_topic_partitions,
-                settings.kafka_replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
-            )
-            for name in names
-            if name not in existing
-        ]
+        # Asking for every topic creates none (naming one may, with auto-creation on).
+        existing = set(await client.list_topics())
+        wanted = [s for s in topic_specs(settings, names, compacted) if s.name not in existing]
         if wanted:
-            # Another process may win the race; the topic is there either way.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(wanted)
-            log.info("topics created", extra={"topics": [t.name for t in wanted]})
+            await create_topics(client, wanted)
+            log.info("topics created", extra={"topics": [s.name for s in wanted]})
     finally:
-        await admin.close()
+        await client.close()

@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from dronetrack import topics
+from dronetrack import kafka, topics
+from dronetrack.settings import Settings
 from tests.deploy.manifests import DEPLOY, ROOT, dronetrack_compose_services, load_compose
 
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -67,12 +68,14 @@ def test_kafka_runs_in_kraft_mode() -> None:
 
 def test_topics_are_created_with_the_configured_partitions() -> None:
     compose = load_compose()
-    script = "\n".join(compose["services"]["kafka-init"]["command"])
-    created = dict(re.findall(r"--topic (\S+) --partitions (\d+)", script))
-    assert set(created) == set(topics.ALL), "kafka-init's topics differ from dronetrack/topics.py"
+    init = compose["services"]["kafka-init"]
+    assert init["command"] == ["kafka", "create-topics"], "kafka-init runs dronetrack's command"
+    assert init["environment"] == compose["x-dronetrack-env"], "with the services' settings"
+    specs = kafka.topic_specs(Settings.from_env(init["environment"]))
+    assert {s.name for s in specs} == set(topics.ALL), "kafka-init's topics differ from topics.py"
     partitions = compose["x-dronetrack-env"]["DRONETRACK_KAFKA_TOPIC_PARTITIONS"]
-    assert set(created.values()) == {partitions}
-    assert script.count("retention.ms=") == len(topics.ALL), "every topic declares its retention"
+    assert {s.partitions for s in specs} == {int(partitions)}
+    assert all("retention.ms" in s.configs for s in specs), "every topic declares its retention"
 
 
 def test_every_service_is_health_checked() -> None:
