@@ -3,13 +3,14 @@ one producer delivery policy."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from dronetrack import topics
 from dronetrack.settings import Settings
@@ -132,3 +133,62 @@ async def ensure_topics(
             log.info("topics created", extra={"topics": [s.name for s in wanted]})
     finally:
         await client.close()
+
+
+CREATE_TOPICS = "dronetrack kafka create-topics"
+
+
+class TopicsMissing(Exception):
+    """Topics a service needs are not on the cluster (a readiness failure)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(
+            f"Kafka topic(s) missing: {', '.join(names)}; create them with `{CREATE_TOPICS}`"
+        )
+
+
+class TopicWait:
+    """Whether ``names`` exist, asked without ever creating them: a metadata request naming a
+    missing topic creates it, with the broker's defaults, where auto-creation is on (the
+    embedded broker; Kafka's default), while the services must find the topics as documented.
+    ``present`` lists every topic (an aiokafka client's ``fetch_all_metadata``, a consumer's
+    ``topics``). ``check`` is a readiness check; ``wait`` returns once they exist."""
+
+    POLL_S = 1.0
+
+    def __init__(self, present: Callable[[], Awaitable[Collection[str]]], names: Iterable[str]):
+        self._present = present
+        self.names = tuple(names)
+        self.missing: tuple[str, ...] | None = None  # None: not asked yet
+
+    async def refresh(self) -> tuple[str, ...]:
+        """Ask the cluster; log when what is missing changes. Returns what is missing."""
+        present = set(await self._present())
+        missing = tuple(name for name in self.names if name not in present)
+        if missing and missing != self.missing:
+            log.warning(str(TopicsMissing(missing)), extra={"topics": list(missing)})
+        elif self.missing and not missing:
+            log.info("Kafka topics present", extra={"topics": list(self.names)})
+        self.missing = missing
+        return missing
+
+    async def check(self) -> None:
+        """Raise TopicsMissing unless every topic exists (asks the cluster)."""
+        if missing := await self.refresh():
+            raise TopicsMissing(missing)
+
+    async def wait(
+        self,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """True once every topic exists (asking every POLL_S, through failures to ask); False
+        if ``stopping()`` first."""
+        while not stopping():
+            try:
+                if not await self.refresh():
+                    return True
+            except KafkaError as exc:
+                log.warning("listing Kafka topics failed", extra={"error": repr(exc)})
+            await sleep(self.POLL_S)
+        return False

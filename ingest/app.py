@@ -85,6 +85,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
             await producer.client.fetch_all_metadata()
 
         app[READY_CHECKS]["kafka"] = kafka_ready
+        app[READY_CHECKS]["topics"] = publisher.ready
         yield
     finally:
         # In-flight requests are answered by now; hand over what 503'd requests left behind.

@@ -32,6 +32,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
+from dronetrack import kafka
+
 log = logging.getLogger(__name__)
 
 Header = tuple[str, bytes]
@@ -146,8 +148,30 @@ class Publisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending: Counter[int | None] = Counter()  # by leader
+        self.topic_wait = kafka.TopicWait(self._topic_names, [topic])
 
     async def start(self) -> None:
+        """Start publishing, or, with the topic missing, start waiting for it in the background:
+        the service stays up and unready (``ready``) rather than die or create it."""
+        if await self.topic_wait.refresh():
+            self._task = asyncio.create_task(self._open_when_present(), name="await-topic")
+        else:
+            await self._open()
+
+    async def ready(self) -> None:
+        """Readiness: the topic exists and publishing to it has started."""
+        await self.topic_wait.check()
+        if not self._partitions:
+            raise NotAcknowledged(f"publishing to {self.topic} is starting")
+
+    async def _topic_names(self) -> set[str]:
+        return set((await self.producer.client.fetch_all_metadata()).topics())
+
+    async def _open_when_present(self) -> None:
+        await self.topic_wait.wait()
+        await self._open()
+
+    async def _open(self) -> None:
         count = len(await self.producer.partitions_for(self.topic))
         self._partitions = [_Partition(self, p) for p in range(count)]
         self._task = asyncio.create_task(self._submit_forever(), name="publish")
@@ -159,6 +183,8 @@ class Publisher:
         start = time.perf_counter()
         parts = self._partitions
         n = len(parts)
+        if not n:  # the topic is missing
+            raise NotAcknowledged(str(kafka.TopicsMissing([self.topic])))
         waits: set[asyncio.Future[None]] = set()
         for key, value, headers in messages:
             waits.add(parts[partition_for(key, n)].append(key, value, headers))

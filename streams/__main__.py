@@ -7,7 +7,7 @@ import sys
 import faust
 import mode.loop
 
-from dronetrack import logs, topics
+from dronetrack import logs
 from dronetrack.settings import Settings
 from dronetrack.store import open_store
 from dronetrack.web import REGISTRY
@@ -33,10 +33,11 @@ def main() -> None:
 
     async def kafka_ready() -> object:
         assert sink.producer is not None, "not started"
-        return await sink.producer.partitions_for(topics.TELEMETRY)
+        return await sink.producer.client.fetch_all_metadata()  # names no topic: creates none
 
     server.add_check("store", sink.store.ping)
     server.add_check("kafka", kafka_ready)
+    server.add_check("topics", feed.topics_ready)
     worker = faust.Worker(
         app,
         server,

@@ -56,6 +56,9 @@ class TelemetryFeed(mode.Service):
         self.position: dict[int, int] = {}
         self._loop_task: asyncio.Future[None] | None = None
         self._backoff_max = settings.streams_sink_backoff_max_ms / 1000
+        # The worker reads or writes every project topic: it starts once they all exist.
+        self.topic_wait = kafka.TopicWait(self._topic_names, topics.ALL)
+        self.subscribed = False
 
     async def on_start(self) -> None:
         session_ms = self.settings.streams_session_timeout_ms
@@ -72,7 +75,6 @@ class TelemetryFeed(mode.Service):
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await self.consumer.start()
-        self.consumer.subscribe([topics.TELEMETRY], listener=_Listener(self))
         # A failure the loop does not handle crashes the worker (mode's add_future), so the
         # orchestrator restarts it rather than leaving it up and idle.
         self._loop_task = self.add_future(self._run(self.consumer))
@@ -86,6 +88,18 @@ class TelemetryFeed(mode.Service):
             pass  # the last batch's writes and commit are done
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group: the partitions move at once
+
+    async def topics_ready(self) -> None:
+        """Readiness: the topics exist (else TopicsMissing names them and the command that
+        creates them) and the feed has subscribed."""
+        await self.topic_wait.check()
+        if not self.subscribed:
+            raise RuntimeError("the telemetry feed is starting")
+
+    async def _topic_names(self) -> set[str]:
+        if self.consumer is None:
+            raise RuntimeError("the telemetry feed has not started")
+        return set(await self.consumer.topics())
 
     async def lag(self) -> dict[int, int]:
         """Records behind the end, per assigned partition (from its next offset to process)."""
@@ -107,6 +121,12 @@ class TelemetryFeed(mode.Service):
         return lags
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        # Up and unready until the topics exist: subscribing to a missing topic would create it
+        # with the broker's defaults where auto-creation is on, or idle silently where it is off.
+        if not await self.topic_wait.wait(self.sleep, lambda: self.should_stop):
+            return
+        consumer.subscribe([topics.TELEMETRY], listener=_Listener(self))
+        self.subscribed = True
         window_ms = self.settings.streams_batch_window_ms
         batch_max = self.settings.streams_batch_max
         while not self.should_stop:
