@@ -168,8 +168,13 @@ class Publisher:
         return set((await self.producer.client.fetch_all_metadata()).topics())
 
     async def _open_when_present(self) -> None:
-        await self.topic_wait.wait()
-        await self._open()
+        while True:
+            await self.topic_wait.wait()
+            try:
+                return await self._open()
+            except KafkaError as exc:  # the broker went away meanwhile: ask again
+                log.warning("opening the topic failed", extra={"error": repr(exc)})
+                await asyncio.sleep(self.topic_wait.POLL_S)
 
     async def _open(self) -> None:
         count = len(await self.producer.partitions_for(self.topic))

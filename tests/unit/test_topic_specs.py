@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dronetrack import kafka, topics
+from dronetrack import kafka, topicadmin, topics
 from dronetrack.settings import Settings
 
 KAFKA_TOPICS = Path(__file__).parents[2] / "deploy/k8s/components/datastores/kafka-topics.yaml"
@@ -42,3 +42,15 @@ def test_an_undocumented_topic_is_compacted_only_when_asked() -> None:
     s = Settings.from_env({})
     plain, state = kafka.topic_specs(s, ["x-minute", "x-minute-state"], {"x-minute-state"})
     assert (plain.configs, state.configs) == ({}, {"cleanup.policy": "compact"})
+
+
+def test_differences_name_what_differs_and_what_is_documented() -> None:
+    spec = kafka.TopicSpec("t", 4, 3, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    found = topicadmin.Found(2, 1, {"cleanup.policy": "delete", "segment.ms": "1000"})
+    assert topicadmin.differences(spec, found) == [
+        "partitions: 2, documented 4",
+        "replicas: 1, documented 3",
+        "cleanup.policy: delete, documented compact",
+        "retention.ms: (not set), documented -1",
+    ]
+    assert topicadmin.differences(spec, topicadmin.Found(4, 3, dict(spec.configs))) == []
