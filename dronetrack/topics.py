@@ -15,6 +15,13 @@ DEAD_LETTER = "drone.telemetry.dlq.v1"
 
 ALL = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
 COMPACTED = frozenset({LATEST})
+# What each topic's key is (part of the contract: changing one needs a new topic version).
+KEYS = {
+    TELEMETRY: "drone_id",
+    ALERTS: "drone_id",
+    LATEST: "fleet/drone_id",
+    DEAD_LETTER: "the original record's key",
+}
 
 # Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).
 LATE_HEADER = "dronetrack-late"
