@@ -9,16 +9,12 @@ import subprocess
 import time
 import uuid
 
-import pytest
-
 from dronetrack import kafka, topics
 from dronetrack.settings import Settings
 from streams.windows import MINUTE_MS
 from tests.integration import topic_contract
 from tests.integration.conftest import eventually
 from tests.integration.streaming import flight, produce, read_topic
-
-pytestmark = pytest.mark.slow
 
 
 async def produce_with_headers(
