@@ -66,9 +66,9 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _schema(args: argparse.Namespace, settings: Settings) -> int:
-    from dronetrack import events, record
+    from dronetrack import schemas
 
-    for name, schema in {**record.json_schemas(), **events.json_schemas()}.items():
+    for name, schema in schemas.documents().items():
         text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
         if args.out is None:
             print(f"// {name}\n{text}")

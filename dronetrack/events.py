@@ -24,7 +24,7 @@ AlertTransition = Literal["raised", "cleared"]
 class AlertEvent(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One alert raised or cleared. ``alert_id`` is deterministic, so a worker that replays
     records after a crash emits the same id again: consumers deduplicate on
-    (``alert_id``, ``event``)."""
+    (``fleet``, ``alert_id``, ``event``), since two fleets may name a drone alike."""
 
     event: AlertTransition
     alert_id: str

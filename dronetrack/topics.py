@@ -1,12 +1,32 @@
-"""Kafka topic names: versioned, so a breaking change gets a new topic rather than a surprise."""
+"""Kafka topic names: versioned, so a breaking change gets a new topic rather than a surprise.
+What may change within a version is written down in docs/topics.md ("Versioning")."""
 
 from __future__ import annotations
 
+# Key: drone_id. Value: docs/schemas/telemetry-v1.topic.json; headers: telemetry-v1.headers.json.
 TELEMETRY = "drone.telemetry.v1"
+# Key: drone_id. Value: docs/schemas/alert-event-v1.json.
 ALERTS = "drone.alerts.v1"
-# Compacted: each drone's latest state (key = drone_id); see docs/topics.md.
+# Compacted: each drone's latest state. Key: FLEET/DRONE_ID (events.drone_key; drone_id alone
+# until 2026-11, a change made within v1, see docs/topics.md). Value: latest-v1.json.
 LATEST = "drone.latest.v1"
+# Key and value: the original record's bytes. Headers: dead-letter-v1.headers.json.
 DEAD_LETTER = "drone.telemetry.dlq.v1"
 
 ALL = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
 COMPACTED = frozenset({LATEST})
+# What each topic's key is (part of the contract: changing one needs a new topic version).
+KEYS = {
+    TELEMETRY: "drone_id",
+    ALERTS: "drone_id",
+    LATEST: "fleet/drone_id",
+    DEAD_LETTER: "the original record's key",
+}
+
+# Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).
+LATE_HEADER = "dronetrack-late"
+# A dead letter carries the original record's headers plus these.
+DLQ_REASON = "dlq.reason"
+DLQ_TOPIC = "dlq.topic"
+DLQ_PARTITION = "dlq.partition"
+DLQ_OFFSET = "dlq.offset"

@@ -132,7 +132,13 @@ class TelemetryFeed(mode.Service):
         while not self.should_stop:
             fetched = await consumer.getmany(timeout_ms=window_ms, max_records=batch_max)
             raws = [
-                Raw(m.partition, m.offset, m.key, m.value if m.value is not None else b"")
+                Raw(
+                    m.partition,
+                    m.offset,
+                    m.key,
+                    m.value if m.value is not None else b"",
+                    m.headers,
+                )
                 for messages in fetched.values()
                 for m in messages
             ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from dronetrack import record
+from dronetrack import record, topics
 from dronetrack.events import AlertEvent, LatestState, drone_key
 from dronetrack.record import Telemetry
 from streams.alerts import Rules, apply, check_link
@@ -26,6 +26,7 @@ class Raw:
     offset: int
     key: bytes | None
     value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,18 @@ class Dead:
 
     raw: Raw
     reason: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The dead letter's headers: the original record's, unchanged and first (a consumer
+        of dead letters sees what the producer sent, e.g. ``dronetrack-late``), then where the
+        record was and why it failed."""
+        return [
+            *self.raw.headers,
+            (topics.DLQ_REASON, self.reason.encode()),
+            (topics.DLQ_TOPIC, topics.TELEMETRY.encode()),
+            (topics.DLQ_PARTITION, str(self.raw.partition).encode()),
+            (topics.DLQ_OFFSET, str(self.raw.offset).encode()),
+        ]
 
 
 @dataclass

@@ -175,17 +175,7 @@ class StoreSink(mode.Service):
             for (fleet, minute), agg in out.partials.by_key.items()
         ]
         messages += [
-            Message(
-                topics.DEAD_LETTER,
-                d.raw.value,
-                d.raw.key,
-                headers=[
-                    ("dlq.reason", d.reason.encode()),
-                    ("dlq.topic", topics.TELEMETRY.encode()),
-                    ("dlq.partition", str(d.raw.partition).encode()),
-                    ("dlq.offset", str(d.raw.offset).encode()),
-                ],
-            )
+            Message(topics.DEAD_LETTER, d.raw.value, d.raw.key, headers=d.headers())
             for d in out.dead
         ]
         await self._publish(messages)

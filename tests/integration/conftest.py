@@ -17,6 +17,7 @@ from dronetrack import processes, tokens
 from dronetrack.broker import EmbeddedBroker, free_port
 from dronetrack.settings import Settings
 from tests.dashboard_env import dashboard  # noqa: F401 - a fixture for the dashboard tests
+from tests.integration import topic_contract
 
 T = TypeVar("T")
 
@@ -44,8 +45,13 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def broker(session_dir: Path) -> Iterator[EmbeddedBroker]:
     b = EmbeddedBroker(Settings.from_env({}), log_path=session_dir / "broker.log")
     asyncio.run(b.start())
-    yield b
-    asyncio.run(b.stop())
+    try:
+        yield b
+        # Everything the session's tests made the services write, read by librdkafka as
+        # analysts' tools read it, is valid by the published contract (docs/topics.md).
+        topic_contract.assert_every_topic_keeps_its_contract(b.settings, legacy_keys=True)
+    finally:
+        asyncio.run(b.stop())
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,35 @@ def expected_alerts(settings: Settings, records: list[Telemetry]) -> list[AlertE
             states[key] = new
         out.extend(events)
     return out
+
+
+def flight_alerts(fleet: str, drone_id: str, t0: int) -> list[AlertEvent]:
+    """The alert events ``flight`` must cause under the default rules, worked out by hand:
+    draining 15 %/min, measured from the checkpoint at 0 s once the span is 30 s; 20 % at 80 s,
+    10 % at 120 s; charging from 0 % at 160 s, 13 % at 173 s, 25 % at 185 s; the drain rate over
+    the window (oldest checkpoint 110 s, 12.5 %) falls to 3.6 %/min at 169 s."""
+    drain = "battery draining 15.0%/min"
+    low = "battery 20% at or below 20%"
+    critical = "battery 10% at or below 10%"
+    transitions: list[tuple[Any, Any, Any, int, int, str]] = [
+        ("raised", "rapid_drain", "warning", 30_000, 30_000, drain),
+        ("raised", "battery_low", "warning", 80_000, 80_000, low),
+        ("raised", "battery_critical", "critical", 120_000, 120_000, critical),
+        ("cleared", "rapid_drain", "warning", 30_000, 169_000, drain),
+        ("cleared", "battery_critical", "critical", 120_000, 173_000, critical),
+        ("cleared", "battery_low", "warning", 80_000, 185_000, low),
+    ]
+    return [
+        AlertEvent(
+            event=event,
+            alert_id=f"{drone_id}:{type_}:{t0 + raised}",
+            fleet=fleet,
+            drone_id=drone_id,
+            type=type_,
+            severity=severity,
+            raised_at=t0 + raised,
+            at=t0 + at,
+            detail=detail,
+        )
+        for event, type_, severity, raised, at, detail in transitions
+    ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from dronetrack.events import AlertEvent, LatestState
 from dronetrack.record import Telemetry
+from dronetrack.settings import Settings
 from dronetrack.store import alert_id
 from streams.alerts import Rules, apply, check_link, drain_rate, in_flight
 
@@ -192,10 +193,46 @@ def test_a_position_jump_faster_than_the_max_speed_is_flagged() -> None:
 def test_published_event_schemas_match_the_code(repo_root: Any) -> None:
     import json
 
-    from dronetrack import events
+    from dronetrack import events, schemas
 
-    for name, schema in events.json_schemas().items():
+    for name in events.json_schemas():
         published = json.loads((repo_root / "docs" / "schemas" / name).read_text())
-        assert published == schema, (
+        assert published == schemas.documents()[name], (
             f"docs/schemas/{name} is stale: run `dronetrack schema --out docs/schemas`"
         )
+
+
+def test_the_scripted_test_flight_causes_exactly_the_alerts_worked_out_by_hand() -> None:
+    """The integration tests' flight (tests/integration/streaming.py) under the default rules:
+    the literal expectation they compare the worker's output with."""
+    from tests.integration.streaming import flight, flight_alerts
+
+    rules = Rules.from_settings(Settings.from_env({}))
+    state: LatestState | None = None
+    events: list[AlertEvent] = []
+    for r in flight("f", "d1", 200, T0):
+        new, more = apply(state, r, rules)
+        state = new or state
+        events += more
+    assert events == flight_alerts("f", "d1", T0)
+    assert [(e.type, e.event, e.at - T0) for e in events] == [
+        ("rapid_drain", "raised", 30_000),
+        ("battery_low", "raised", 80_000),
+        ("battery_critical", "raised", 120_000),
+        ("rapid_drain", "cleared", 169_000),
+        ("battery_critical", "cleared", 173_000),
+        ("battery_low", "cleared", 185_000),
+    ]
+
+
+def test_a_replay_from_a_saved_state_names_the_alerts_as_worked_out_by_hand() -> None:
+    """40 % falling 0.5 % a second: rapid_drain (30 %/min) once the window spans 30 s, low at
+    20 % (40 s); the replayed records 20..29 add nothing."""
+    records = [rec(i, 40 - i * 0.5) for i in range(60)]
+    middle, first_half = run(records[:30])
+    _, second_half = run(records[20:], middle)
+    assert first_half == []
+    assert [(e.alert_id, e.event, e.detail) for e in second_half] == [
+        (f"d1:rapid_drain:{T0 + 30_000}", "raised", "battery draining 30.0%/min"),
+        (f"d1:battery_low:{T0 + 40_000}", "raised", "battery 20% at or below 20%"),
+    ]

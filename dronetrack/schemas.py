@@ -1,0 +1,75 @@
+"""The published JSON Schemas (docs/schemas), generated from the msgspec types the code encodes
+and decodes with, so the documents cannot drift from what is on the wire.
+
+Every document names its dialect (``$schema``, JSON Schema 2020-12) and its identity (``$id``):
+the schemas use 2020-12 keywords (``prefixItems`` for the ``[ts, pct]`` pairs), and a tool that
+assumes an older draft without being told otherwise rejects valid messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dronetrack import topics
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# The documents have no web address of their own; a URN is a stable, absolute identity.
+ID_PREFIX = "urn:dronetrack:schema:"
+
+
+_DECIMAL = {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"}
+_LATE = {
+    "const": "1",
+    "description": "present when ingest accepted the record although it is older than allowed",
+}
+
+
+def _headers() -> dict[str, dict[str, Any]]:
+    """The Kafka headers of each topic that has any, as a JSON object of header name to value
+    (UTF-8 text). Written out here: there is no type they are decoded into."""
+    return {
+        "telemetry-v1.headers.json": {
+            "title": f"{topics.TELEMETRY} headers",
+            "description": "A record without headers is the usual case.",
+            "type": "object",
+            "properties": {topics.LATE_HEADER: _LATE},
+            "additionalProperties": False,
+        },
+        "dead-letter-v1.headers.json": {
+            "title": f"{topics.DEAD_LETTER} headers",
+            "description": (
+                "Where the record was and why it could not be processed, plus the original "
+                "record's headers, unchanged."
+            ),
+            "type": "object",
+            "properties": {
+                topics.DLQ_REASON: {"type": "string", "minLength": 1},
+                topics.DLQ_TOPIC: {"const": topics.TELEMETRY},
+                topics.DLQ_PARTITION: _DECIMAL,
+                topics.DLQ_OFFSET: _DECIMAL,
+                topics.LATE_HEADER: _LATE,
+            },
+            "required": [
+                topics.DLQ_REASON,
+                topics.DLQ_TOPIC,
+                topics.DLQ_PARTITION,
+                topics.DLQ_OFFSET,
+            ],
+            "additionalProperties": {"type": "string"},
+        },
+    }
+
+
+def documents() -> dict[str, dict[str, Any]]:
+    """Every published document by file name, as ``dronetrack schema`` writes it."""
+    from dronetrack import events, record
+
+    generated = {
+        **record.json_schemas(),
+        **events.json_schemas(),
+        **_headers(),
+    }
+    return {
+        name: {"$schema": DIALECT, "$id": ID_PREFIX + name.removesuffix(".json"), **schema}
+        for name, schema in generated.items()
+    }
