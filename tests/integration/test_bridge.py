@@ -109,7 +109,7 @@ class Bridge:
             return None
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and labels.items() <= sample.labels.items():
                     return sample.value
         return None
 
@@ -132,9 +132,9 @@ class Bridge:
         await eventually(empty, timeout=60, what="the bridge's queue to empty")
 
 
+@pytest.mark.usefixtures("worker")
 async def test_vehicles_arrive_with_their_position_battery_and_status(
     settings: Settings,
-    worker: subprocess.Popen[bytes],
     store: Store,
     fleet_token: str,
     tmp_path: Path,
@@ -193,9 +193,9 @@ async def test_records_made_while_ingest_is_down_arrive_once_in_event_time_order
         assert [r.ts for r in mine] == sorted({r.ts for r in mine}), "once each, oldest first"
 
 
+@pytest.mark.usefixtures("worker")
 async def test_a_killed_bridge_sends_its_queue_after_a_restart_once(
     settings: Settings,
-    worker: subprocess.Popen[bytes],
     store: Store,
     fleet_token: str,
     tmp_path: Path,
