@@ -42,26 +42,37 @@ class Sender:
         metrics: BridgeMetrics,
         batch_records: int,
         backoff_max_s: float,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.spool = spool
         self.http = http
         self.url = url.rstrip("/") + "/v1/telemetry"
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        }
         self.metrics = metrics
         self.batch_records = batch_records
         self.backoff_max_s = backoff_max_s
         self.queued = asyncio.Event()  # set when records are pushed
-        self.failing_since: float | None = None  # loop time of the first failure in a row
+        self.failing_since: float | None = None  # monotonic time of the first failure in a row
+        self.sent = self.refused = 0
 
     async def run(self) -> None:
-        """Send until cancelled."""
+        """Send until cancelled, waking when records are queued."""
+        while True:
+            self.queued.clear()
+            await self.drain()
+            await self.queued.wait()
+
+    async def drain(self) -> None:
+        """Send until the queue is empty, waiting out an unreachable or busy ingest."""
         delay = 0.0
         while True:
             last_id, bodies = self.spool.peek(self.batch_records)
             if not bodies:
-                self.queued.clear()
-                await self.queued.wait()
-                continue
+                return
             retry_after = await self.send(bodies)
             if retry_after is None:
                 self.spool.remove_through(last_id)
@@ -89,10 +100,12 @@ class Sender:
         self.metrics.requests.labels(str(status)).inc()
         if status == 202:
             self.failing_since = None
+            self.sent += len(bodies)
             self.metrics.records.labels("sent").inc(len(bodies))
             return None
         if 400 <= status < 500 and status != 429:
             self.failing_since = None
+            self.refused += len(bodies)
             self.metrics.records.labels("refused").inc(len(bodies))
             log.error(
                 "ingest refused a batch; its records are dropped",

@@ -135,6 +135,26 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _import_log(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from bridge.logimport import LogUnreadable, send_log
+
+    changes = {"bridge_ingest_url": args.url, "bridge_token_file": args.token_file}
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    try:
+        with tempfile.TemporaryDirectory() as spool_dir:
+            sent, skipped = asyncio.run(
+                send_log(args.file, args.drone, settings, args.rate, Path(spool_dir))
+            )
+    except (LogUnreadable, SettingsError, OSError) as exc:
+        print(f"dronetrack: {exc}", file=sys.stderr)
+        return 2
+    detail = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
+    print(f"sent {sent} records of {args.drone}" + (f"; not sent: {detail}" if detail else ""))
+    return 1 if "refused" in skipped else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dronetrack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +193,13 @@ def parser() -> argparse.ArgumentParser:
     mav.add_argument("--prefix", help="drone id of other system ids: PREFIX + system id")
     mav.add_argument("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz")
 
+    imp = sub.add_parser("import-log", help="send a past flight from a .tlog or .ulg file")
+    imp.add_argument("file", type=Path, help="a MAVLink .tlog or a PX4 .ulg flight log")
+    imp.add_argument("--drone", required=True, help="the drone id the records are sent under")
+    imp.add_argument("--url", help="ingest base URL")
+    imp.add_argument("--token-file", type=Path, help="file holding the fleet's ingest token")
+    imp.add_argument("--rate", type=float, default=5.0, help="records per second of flight")
+
     token = sub.add_parser("token", help="manage per-fleet ingest tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="make a token for FLEET and print it once")
@@ -209,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulate": _simulate,
         "broker": _broker,
         "bridge": _bridge,
+        "import-log": _import_log,
         "schema": _schema,
         "token": _token,
         "db": admin.db_command,
