@@ -25,7 +25,7 @@ from bridge import links
 from bridge.decode import Fleet, drone_ids
 from bridge.metrics import BridgeMetrics
 from bridge.sender import Sender
-from bridge.spool import Spool
+from bridge.spool import Spool, lane_key
 from dronetrack.settings import Settings, SettingsError
 from dronetrack.web import READY_CHECKS, REGISTRY, instrument
 
@@ -118,10 +118,10 @@ def _flusher(
     fleet: Fleet, spool: Spool, sender: Sender, metrics: BridgeMetrics
 ) -> Callable[[], None]:
     def flush() -> None:
-        bodies: list[bytes] = []
-        for made in fleet.records():
+        bodies: list[tuple[int, bytes]] = []
+        for drone, made in fleet.records():
             if isinstance(made, bytes):
-                bodies.append(made)
+                bodies.append((lane_key(drone), made))
             else:
                 metrics.records.labels(made).inc()
         if not bodies:

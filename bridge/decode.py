@@ -90,8 +90,10 @@ class Fleet:
             vehicle.apply(msg, at_ms)
             self._used.inc()
 
-    def records(self) -> Iterator[bytes | Skip]:
-        """A record for every vehicle with a position not yet made into one (latest wins)."""
+    def records(self) -> Iterator[tuple[str, bytes | Skip]]:
+        """(drone id, record) for every vehicle with a position not yet made into one: the
+        latest position wins."""
         for sysid, vehicle in self.vehicles.items():
             if vehicle.fresh:
-                yield vehicle.record(self.drone_id(sysid))
+                drone = self.drone_id(sysid)
+                yield drone, vehicle.record(drone)

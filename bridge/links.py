@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,9 +54,20 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.feed(data, addr)
 
 
+# The kernel's default UDP buffer holds a few hundred small datagrams: a moment of the process
+# not being scheduled at 5,000 messages/s lost 40 % of them (bench/bridge.py). The kernel caps
+# the size at net.core.rmem_max.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 async def listen_udp(endpoint: Endpoint, feed: Feed) -> asyncio.DatagramTransport:
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET, socket.SOCK_DGRAM
+    )
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    sock.bind((endpoint.host, endpoint.port))
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: _Datagrams(feed), local_addr=(endpoint.host, endpoint.port)
+        lambda: _Datagrams(feed), sock=sock
     )
     return transport
 

@@ -173,15 +173,16 @@ async def send_log(
     from bridge.app import read_token
     from bridge.metrics import BridgeMetrics
     from bridge.sender import Sender
-    from bridge.spool import Spool
+    from bridge.spool import Spool, lane_key
 
     metrics = BridgeMetrics(CollectorRegistry())
     spool = Spool(spool_dir / "import.sqlite3", max_records=2**62)
     skipped: dict[str, int] = {}
-    chunk: list[bytes] = []
+    chunk: list[tuple[int, bytes]] = []
+    lane = lane_key(drone_id)
     for made in records(path, drone_id, rate_hz):
         if isinstance(made, bytes):
-            chunk.append(made)
+            chunk.append((lane, made))
             if len(chunk) >= 10_000:
                 spool.push(chunk)
                 chunk = []

@@ -2,7 +2,12 @@
 answered 202 (Kafka has it), or refused it for good (a 4xx other than 429, logged with the
 problem's detail). An unreachable ingest, a 429 or a 5xx keeps the batch and waits, honouring
 ``Retry-After``. A batch re-sent after a crash between the 202 and the removal is absorbed
-downstream: a record's identity is its fleet, drone id and event time."""
+downstream: a record's identity is its fleet, drone id and event time.
+
+Several batches are in flight at once (``LANES``), each holding the records of its own drones,
+one batch after another within a lane: a drone's records still arrive in their order. One
+batch at a time drained a backlog at ~6,000 records/s: the wait for the broker's
+acknowledgement of each batch, not the work, was the limit (bench/bridge.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ import time
 import aiohttp
 
 from bridge.metrics import BridgeMetrics
-from bridge.spool import Spool
+from bridge.spool import Row, Spool
 
 log = logging.getLogger(__name__)
 
 COMPRESS_ABOVE_BYTES = 1_024
+LANES = 8
 
 
 def encode_batch(bodies: list[bytes]) -> tuple[bytes, dict[str, str]]:
@@ -69,18 +75,32 @@ class Sender:
     async def drain(self) -> None:
         """Send until the queue is empty, waiting out an unreachable or busy ingest."""
         delay = 0.0
-        while True:
-            last_id, bodies = self.spool.peek(self.batch_records)
-            if not bodies:
-                return
-            retry_after = await self.send(bodies)
-            if retry_after is None:
-                self.spool.remove_through(last_id)
-                self.metrics.queue.set(self.spool.count)
+        while rows := self.spool.peek(self.batch_records * LANES):
+            lanes: dict[int, list[Row]] = {}
+            for row in rows:
+                lanes.setdefault(row[1] % LANES, []).append(row)
+            outcomes = await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+            done = [i for ids, _ in outcomes for i in ids]
+            self.spool.remove(done)
+            self.metrics.queue.set(self.spool.count)
+            waits = [wait for _, wait in outcomes if wait is not None]
+            if not waits:
                 delay = 0.0
                 continue
-            delay = min(self.backoff_max_s, max(retry_after, delay * 2 or 0.1))
+            delay = min(self.backoff_max_s, max(*waits, delay * 2 or 0.1))
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+
+    async def _lane(self, rows: list[Row]) -> tuple[list[int], float | None]:
+        """Send one lane's rows batch by batch, stopping at the first batch that must wait;
+        returns the ids done with and the wait asked for (None if all went)."""
+        done: list[int] = []
+        for start in range(0, len(rows), self.batch_records):
+            batch = rows[start : start + self.batch_records]
+            wait = await self.send([body for _, _, body in batch])
+            if wait is not None:
+                return done, wait
+            done.extend(i for i, _, _ in batch)
+        return done, None
 
     async def send(self, bodies: list[bytes]) -> float | None:
         """Post one batch; None when it is done with (sent, or refused for good), else the

@@ -5,13 +5,23 @@ comes, with its original event time.
 SQLite in WAL mode: a row is on disk once ``push`` returns, and survives the process being
 killed (``synchronous=NORMAL`` can lose the last transactions on a power cut, not on a crash).
 Bounded: past ``max_records`` the oldest rows are dropped, and ``push`` says how many.
+
+Each row carries its drone's lane key (a hash of the drone id), so that the sender can send
+several batches at once while a drone's records still reach ingest in their order.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+
+Row = tuple[int, int, bytes]  # id, lane key, record JSON
+
+
+def lane_key(drone_id: str) -> int:
+    return zlib.crc32(drone_id.encode())
 
 
 class Spool:
@@ -21,20 +31,21 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB)"
+            "CREATE TABLE IF NOT EXISTS spool "
+            "(id INTEGER PRIMARY KEY AUTOINCREMENT, lane INTEGER NOT NULL, body BLOB NOT NULL)"
         )
         self.max_records = max_records
         self.count: int = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
 
-    def push(self, bodies: Sequence[bytes]) -> int:
-        """Append records (JSON bodies) in one transaction; returns how many of the oldest were
-        dropped to stay within the bound."""
-        if not bodies:
+    def push(self, records: Sequence[tuple[int, bytes]]) -> int:
+        """Append (lane key, record JSON) pairs in one transaction; returns how many of the
+        oldest records were dropped to stay within the bound."""
+        if not records:
             return 0
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO spool (body) VALUES (?)", ((b,) for b in bodies))
-            self.count += len(bodies)
+            self._db.executemany("INSERT INTO spool (lane, body) VALUES (?, ?)", records)
+            self.count += len(records)
             over = self.count - self.max_records
             if over <= 0:
                 return 0
@@ -45,14 +56,20 @@ class Spool:
             self.count -= dropped
         return dropped
 
-    def peek(self, n: int) -> tuple[int, list[bytes]]:
-        """The ``n`` oldest records and the id of the last of them (0 if none)."""
-        rows = self._db.execute("SELECT id, body FROM spool ORDER BY id LIMIT ?", (n,)).fetchall()
-        return (rows[-1][0] if rows else 0), [r[1] for r in rows]
+    def peek(self, n: int) -> list[Row]:
+        """The ``n`` oldest records."""
+        rows: list[Row] = self._db.execute(
+            "SELECT id, lane, body FROM spool ORDER BY id LIMIT ?", (n,)
+        ).fetchall()
+        return rows
 
-    def remove_through(self, last_id: int) -> None:
-        """Forget the records up to ``last_id``, once ingest has them."""
-        self.count -= self._db.execute("DELETE FROM spool WHERE id <= ?", (last_id,)).rowcount
+    def remove(self, ids: Sequence[int]) -> None:
+        """Forget these records, once ingest has them."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self.count -= self._db.executemany(
+                "DELETE FROM spool WHERE id = ?", ((i,) for i in ids)
+            ).rowcount
 
     def close(self) -> None:
         self._db.close()

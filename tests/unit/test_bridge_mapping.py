@@ -54,7 +54,7 @@ def fleet(ids: str = "") -> tuple[Fleet, BridgeMetrics]:
 
 
 def records(f: Fleet) -> list[Any]:
-    return [json.loads(r) if isinstance(r, bytes) else r for r in f.records()]
+    return [json.loads(r) if isinstance(r, bytes) else r for _, r in f.records()]
 
 
 def test_a_flying_vehicle_becomes_a_record_in_record_units() -> None:
@@ -164,13 +164,13 @@ def test_drone_id_mapping_and_link_syntax() -> None:
 def test_spool_keeps_order_across_reopen_and_drops_oldest_past_its_bound(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     spool = Spool(path, max_records=5)
-    assert spool.push([b"1", b"2", b"3"]) == 0
-    assert spool.push([b"4", b"5", b"6", b"7"]) == 2  # 1 and 2 made room
+    assert spool.push([(1, b"1"), (2, b"2"), (1, b"3")]) == 0
+    assert spool.push([(2, b"4"), (1, b"5"), (2, b"6"), (1, b"7")]) == 2  # 1 and 2 made room
     spool.close()
     spool = Spool(path, max_records=5)
     assert spool.count == 5
-    last, bodies = spool.peek(3)
-    assert bodies == [b"3", b"4", b"5"]
-    spool.remove_through(last)
-    assert spool.count == 2
-    assert spool.peek(10)[1] == [b"6", b"7"]
+    rows = spool.peek(3)
+    assert [(lane, body) for _, lane, body in rows] == [(1, b"3"), (2, b"4"), (1, b"5")]
+    spool.remove([rows[0][0], rows[2][0]])
+    assert spool.count == 3
+    assert [body for _, _, body in spool.peek(10)] == [b"4", b"6", b"7"]
