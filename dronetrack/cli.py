@@ -114,6 +114,47 @@ def _taken(settings: Settings) -> str:
     return f"within {every:g} s" if every > 0 else "on restart"
 
 
+def _bridge(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.__main__ import main as bridge
+
+    changes = {
+        "bridge_connect": ",".join(args.connect) if args.connect else None,
+        "bridge_ingest_url": args.url,
+        "bridge_token_file": args.token_file,
+        "bridge_rate_hz": args.rate,
+        "bridge_queue_path": args.queue,
+        "bridge_drone_ids": ",".join(args.drone_id) if args.drone_id else None,
+        "bridge_drone_prefix": args.prefix,
+        "bridge_metrics_port": args.metrics_port,
+    }
+    try:
+        bridge(settings.replace(**{k: v for k, v in changes.items() if v is not None}))
+    except SettingsError as exc:
+        print(f"dronetrack: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _import_log(args: argparse.Namespace, settings: Settings) -> int:
+    import tempfile
+
+    from bridge.logimport import LogUnreadable, send_log
+
+    changes = {"bridge_ingest_url": args.url, "bridge_token_file": args.token_file}
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    try:
+        with tempfile.TemporaryDirectory() as spool_dir:
+            sent, skipped = asyncio.run(
+                send_log(args.file, args.drone, settings, args.rate, Path(spool_dir))
+            )
+    except (LogUnreadable, SettingsError, OSError) as exc:
+        print(f"dronetrack: {exc}", file=sys.stderr)
+        return 2
+    detail = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
+    print(f"sent {sent} records of {args.drone}" + (f"; not sent: {detail}" if detail else ""))
+    return 1 if "refused" in skipped else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dronetrack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,6 +173,32 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
 
     sub.add_parser("broker", help="run the embedded Kafka-protocol broker alone")
+
+    bridge = sub.add_parser("bridge", help="bring drones that speak another protocol in")
+    bridge_sub = bridge.add_subparsers(dest="bridge_command", required=True)
+    mav = bridge_sub.add_parser("mavlink", help="MAVLink vehicles to ingest (docs/integrations.md)")
+    mav.add_argument(
+        "--connect",
+        action="append",
+        metavar="LINK",
+        help="udp:HOST:PORT (listen), tcp:HOST:PORT or serial:DEVICE[:BAUD]; repeatable",
+    )
+    mav.add_argument("--url", help="ingest base URL")
+    mav.add_argument("--token-file", type=Path, help="file holding the fleet's ingest token")
+    mav.add_argument("--rate", type=float, help="records per drone per second at most")
+    mav.add_argument("--queue", type=Path, help="the on-disk queue (SQLite file)")
+    mav.add_argument(
+        "--drone-id", action="append", metavar="SYSID=ID", help="name a system id; repeatable"
+    )
+    mav.add_argument("--prefix", help="drone id of other system ids: PREFIX + system id")
+    mav.add_argument("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz")
+
+    imp = sub.add_parser("import-log", help="send a past flight from a .tlog or .ulg file")
+    imp.add_argument("file", type=Path, help="a MAVLink .tlog or a PX4 .ulg flight log")
+    imp.add_argument("--drone", required=True, help="the drone id the records are sent under")
+    imp.add_argument("--url", help="ingest base URL")
+    imp.add_argument("--token-file", type=Path, help="file holding the fleet's ingest token")
+    imp.add_argument("--rate", type=float, default=5.0, help="records per second of flight")
 
     token = sub.add_parser("token", help="manage per-fleet ingest tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -171,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "run": _run,
         "simulate": _simulate,
         "broker": _broker,
+        "bridge": _bridge,
+        "import-log": _import_log,
         "schema": _schema,
         "token": _token,
         "db": admin.db_command,

@@ -161,6 +161,25 @@ class Settings:
     dashboard_login_failures_per_address: int = 50
     dashboard_login_window_s: int = 900
 
+    # The MAVLink bridge (`dronetrack bridge mavlink`), run beside the drones' ground link.
+    # Links, comma-separated: udp:HOST:PORT (listen), tcp:HOST:PORT (connect), serial:DEV[:BAUD].
+    bridge_connect: str = "udp:0.0.0.0:14550"
+    bridge_ingest_url: str = "http://127.0.0.1:8080"
+    # A file holding the fleet's ingest token (a Secret mounted as a file, or 0600 on disk).
+    bridge_token_file: Path = Path("var/bridge-token")
+    # Records per drone per second at most: the latest position wins, so no stale backlog.
+    bridge_rate_hz: float = 1.0
+    bridge_batch_records: int = 500
+    # The on-disk queue every record passes through; past the bound the oldest are dropped.
+    bridge_queue_path: Path = Path("var/bridge-queue.sqlite3")
+    bridge_queue_max_records: int = 1_000_000
+    # Drone ids: "SYSID=ID,..." for the vehicles named here, prefix + system id for the rest.
+    bridge_drone_ids: str = ""
+    bridge_drone_prefix: str = "mav-"
+    bridge_backoff_max_s: float = 30.0
+    bridge_metrics_host: str = "127.0.0.1"
+    bridge_metrics_port: int = 9109
+
     sim_drones: int = 12
     sim_rate_hz: float = 1.0
     sim_ingest_url: str = "http://127.0.0.1:8080"

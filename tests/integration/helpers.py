@@ -89,9 +89,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 
 
 @contextmanager
-def ingest_process(settings: Settings, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``python -m ingest`` on a free port, ready; stopped (SIGTERM) at exit."""
-    port = free_port()
+def ingest_process(
+    settings: Settings, log: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m ingest`` on ``port`` (default: a free one), ready; stopped (SIGTERM) at exit."""
+    port = port or free_port()
     env = {**os.environ, **settings.replace(ingest_port=port).to_env()}
     with log.open("ab") as out:
         proc = processes.spawn([sys.executable, "-m", "ingest"], env=env, output=out)
