@@ -23,6 +23,14 @@ _LATE = {
     "description": "present when ingest accepted the record although it is older than allowed",
 }
 
+_BACKFILL = {
+    "const": "1",
+    "description": (
+        "present when the record was sent as history (an imported flight log): stored as a "
+        "track point, never the drone's live state, never an alert"
+    ),
+}
+
 
 def _headers() -> dict[str, dict[str, Any]]:
     """The Kafka headers of each topic that has any, as a JSON object of header name to value
@@ -32,7 +40,7 @@ def _headers() -> dict[str, dict[str, Any]]:
             "title": f"{topics.TELEMETRY} headers",
             "description": "A record without headers is the usual case.",
             "type": "object",
-            "properties": {topics.LATE_HEADER: _LATE},
+            "properties": {topics.LATE_HEADER: _LATE, topics.BACKFILL_HEADER: _BACKFILL},
             "additionalProperties": False,
         },
         "dead-letter-v1.headers.json": {
@@ -48,6 +56,7 @@ def _headers() -> dict[str, dict[str, Any]]:
                 topics.DLQ_PARTITION: _DECIMAL,
                 topics.DLQ_OFFSET: _DECIMAL,
                 topics.LATE_HEADER: _LATE,
+                topics.BACKFILL_HEADER: _BACKFILL,
             },
             "required": [
                 topics.DLQ_REASON,

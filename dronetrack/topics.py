@@ -25,6 +25,8 @@ KEYS = {
 
 # Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).
 LATE_HEADER = "dronetrack-late"
+# Ingest marks records sent as history (an imported flight log, docs/integrations.md).
+BACKFILL_HEADER = "dronetrack-backfill"
 # A dead letter carries the original record's headers plus these.
 DLQ_REASON = "dlq.reason"
 DLQ_TOPIC = "dlq.topic"

@@ -69,6 +69,7 @@ class Output:
 
 
 States = Callable[[int], dict[str, LatestState]]
+HISTORY = (topics.BACKFILL_HEADER, b"1")
 
 
 def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
@@ -80,6 +81,10 @@ def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
             rec = record.decode_topic(raw.value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             out.dead.append(Dead(raw, f"undecodable: {exc}"))
+            continue
+        if HISTORY in raw.headers:  # an imported past flight: stored, never live
+            out.records.append(rec)
+            out.partials.add_record(rec)
             continue
         key = drone_key(rec.fleet, rec.drone_id)
         try:

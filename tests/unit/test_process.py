@@ -61,3 +61,21 @@ def test_a_drone_is_known_by_its_fleet_and_id() -> None:
         "f/d1": ("f", 2, 80),
         "g/d1": ("g", 2, 90),
     }
+
+
+def test_history_is_stored_but_never_live() -> None:
+    """Records ingest took as history (an imported flight log) go to the track, and neither
+    become the drone's live state nor raise an alert: a battery at 5 % in last week's log is
+    not an emergency now, and its last report must not start the link-lost clock."""
+    states: dict[int, dict[str, LatestState]] = {}
+    history = [("dronetrack-backfill", b"1")]
+    batch = [
+        Raw(partition=1, offset=i, key=b"d1", value=record.encode(rec(i, 5)), headers=history)
+        for i in range(3)
+    ]
+    out = process(batch, lambda p: states.setdefault(p, {}), Rules())
+    assert [r.seq for r in out.records] == [0, 1, 2]
+    assert out.alerts == []
+    assert out.latest == {}
+    assert "f/d1" not in states.get(1, {})
+    assert check_links(states, rec(2, 5).received_at + 3_600_000, Rules()).alerts == []
