@@ -110,3 +110,48 @@ def test_grafana_panels_chart_metrics_the_services_export() -> None:
     for expr in exprs:
         missing = set(re.findall(r"\b([a-z_]+)(?=\s*[{\[])", expr)) - exported
         assert not missing, f"Grafana charts {sorted(missing)}, which no service exports"
+
+
+def _sample(registry: object, name: str, labels: dict[str, str]) -> float | None:
+    from prometheus_client import CollectorRegistry
+
+    assert isinstance(registry, CollectorRegistry)
+    return registry.get_sample_value(name, labels)
+
+
+@pytest.mark.parametrize(
+    ("service", "name", "labels"),
+    [
+        ("dashboard", "dashboard_logins_total", {"outcome": "ok"}),
+        ("dashboard", "dashboard_logins_total", {"outcome": "refused"}),
+        ("dashboard", "dashboard_logins_total", {"outcome": "throttled"}),
+        ("ingest", "ingest_token_file_reloads_total", {"outcome": "applied"}),
+        ("ingest", "ingest_token_file_reloads_total", {"outcome": "refused"}),
+        ("streams", "streams_events_total", {"outcome": "stored"}),
+        ("streams", "streams_events_total", {"outcome": "dead_letter"}),
+        ("streams", "streams_events_total", {"outcome": "out_of_order"}),
+        ("streams", "streams_sink_errors_total", {"target": "store"}),
+        ("streams", "streams_sink_errors_total", {"target": "kafka"}),
+    ],
+)
+def test_alerted_counters_exist_at_zero_before_first_use(
+    service: str, name: str, labels: dict[str, str]
+) -> None:
+    """A counter that appears with its first increment hides that increment from rate() and
+    increase() (4 throttled logins read as 0): alerted series are exported at 0 from the start."""
+    from prometheus_client import CollectorRegistry
+
+    from dashboard.app import create_app as create_dashboard
+    from dronetrack.settings import Settings
+    from dronetrack.web import REGISTRY
+    from ingest.app import create_app as create_ingest
+    from streams.metrics import StreamMetrics
+
+    if service == "streams":
+        registry = CollectorRegistry()
+        StreamMetrics(registry)
+    else:
+        registry = {"ingest": create_ingest, "dashboard": create_dashboard}[service](Settings())[
+            REGISTRY
+        ]
+    assert _sample(registry, name, labels) == 0.0, f"{name}{labels} is not exported at 0"
