@@ -217,3 +217,35 @@ def test_alerts_and_panels_filter_on_jobs_that_are_scraped(overlay: str) -> None
     for expr in exprs:
         missing = _jobs_in(expr) - scraped
         assert not missing, f"{expr!r} filters on job {sorted(missing)}, not scraped in both"
+
+
+@pytest.mark.parametrize(
+    ("concern", "metric"),
+    [
+        ("records accepted by ingest per second", "ingest_records_accepted_total"),
+        ("records stored by workers per second", r'streams_events_total\{[^}]*outcome="stored"'),
+        ("received-to-stored freshness", "streams_freshness_seconds_bucket"),
+        ("dead letters", r'streams_events_total\{[^}]*outcome="dead_letter"'),
+        ("consumer lag", "kafka_consumergroup_lag"),
+    ],
+)
+def test_grafana_charts_the_pipeline(concern: str, metric: str) -> None:
+    charted = any(re.search(metric, expr) for expr in _grafana_exprs())
+    assert charted, f"no Grafana panel for {concern}"
+
+
+def test_grafana_panels_have_unique_ids_and_do_not_overlap() -> None:
+    import json
+
+    board = json.loads((DEPLOY / "grafana" / "dashboards" / "dronetrack.json").read_text())
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for p in board["panels"]:
+        g = p["gridPos"]
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+        assert not mine & cells, f"panel {p['title']!r} overlaps another"
+        assert g["x"] + g["w"] <= 24
+        cells |= mine
