@@ -249,3 +249,19 @@ def test_grafana_panels_have_unique_ids_and_do_not_overlap() -> None:
         assert not mine & cells, f"panel {p['title']!r} overlaps another"
         assert g["x"] + g["w"] <= 24
         cells |= mine
+
+
+def test_the_5xx_ratio_leaves_out_exactly_the_ops_endpoints() -> None:
+    """Probes and scrapes are not client traffic; every other route counts."""
+    from aiohttp import web
+
+    from dronetrack.web import instrument
+
+    app = web.Application()
+    instrument(app)
+    ops = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    expr = ALERTS["DronetrackIngest5xxRate"]["expr"]
+    excluded = re.findall(r'route!~"([^"]+)"', expr)
+    assert len(excluded) == 2, "both the 5xx count and the total leave them out"
+    for alternatives in excluded:
+        assert set(alternatives.split("|")) == ops
