@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium clean
+.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium promtool clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/dronetrack run
 
-test: lint typecheck chromium
+test: lint typecheck chromium promtool
 	$(BIN)/pytest
 
 # The browser tests drive Debian's chromium (Playwright never downloads a browser here).
@@ -24,6 +24,13 @@ chromium:
 	@test -x /usr/bin/chromium || { \
 	  test "$$(id -u)" = 0 || { echo "chromium is missing: run 'make chromium' as root" >&2; exit 1; }; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# tests/deploy checks the Prometheus config and alert rules, and runs their unit tests, with
+# promtool from Debian's prometheus package.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  test "$$(id -u)" = 0 || { echo "promtool is missing: run 'make promtool' as root" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
 
 bench-dashboard: $(STAMP)
 	$(BIN)/python -m bench.dashboard

@@ -40,6 +40,8 @@ class LoginThrottle:
             ["outcome"],
             registry=registry,
         )
+        for outcome in ("ok", "refused", "throttled"):  # alerted on: exported at 0 from the start
+            self.logins.labels(outcome)
 
     async def retry_after(self, name: str, address: str) -> int:
         """Seconds until a login for ``name`` from ``address`` may be tried again; 0: now."""

@@ -68,6 +68,8 @@ class IngestMetrics:
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
             self.rejected_records.labels(reason)
+        for outcome in ("applied", "refused"):  # alerted on: exported at 0 from the start
+            self.token_reloads.labels(outcome)
         self._batch_size = self.batch_size.labels()
         self._publish_latency = self.publish_latency.labels()
         self._late = self.late.labels()

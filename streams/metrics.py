@@ -68,3 +68,9 @@ class StreamMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        # Exported at 0 from the start: a series born with its first increment hides it from
+        # rate() and increase(), and the alerts watch these.
+        for outcome in ("stored", "dead_letter", "out_of_order"):
+            self.events.labels(outcome)
+        for target in ("store", "kafka"):
+            self.sink_errors.labels(target)

@@ -26,17 +26,6 @@ DOCS = ROOT / "docs" / "operations.md"
 
 Doc = dict[str, Any]
 
-# Kinds the cluster learns from operators' CRDs; no offline schema, checked structurally.
-CUSTOM_KINDS = {
-    "Kafka",
-    "KafkaNodePool",
-    "KafkaTopic",
-    "CassandraDatacenter",
-    "ScaledObject",
-    "ServiceMonitor",
-    "PodMonitor",
-    "PrometheusRule",
-}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Long-running dronetrack services; their container's first argument is a `dronetrack` command.
 SERVICES = ("ingest", "streams", "dashboard")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jsonschema
 import pytest
@@ -163,7 +163,10 @@ def test_prometheus_scrapes_every_service() -> None:
     assert ports["dashboard"] == f"dashboard:{env['DRONETRACK_DASHBOARD_PORT']}"
     assert "kafka-exporter" in targets, "consumer lag comes from the Kafka exporter"
     for rule_file in config["rule_files"]:
-        assert rule_file in mounts, f"{rule_file} is not mounted"
+        # Prometheus reads a relative path from the config file's directory.
+        in_container = str(PurePosixPath("/etc/prometheus") / rule_file)
+        assert in_container in mounts, f"{rule_file} is not mounted"
+        assert mounts[in_container] == ROOT / "deploy" / "prometheus" / rule_file
 
 
 def test_grafana_is_provisioned_with_the_dashboard() -> None:

@@ -239,7 +239,17 @@ def test_stream_workers_scale_on_lag_up_to_the_partition_count(overlay: str) -> 
     assert meta["consumerGroup"] == data["DRONETRACK_STREAMS_WORKER_ID"], (
         "Faust's group is its app id"
     )
-    assert meta["bootstrapServers"] == data["DRONETRACK_KAFKA_BOOTSTRAP_SERVERS"]
+    # KEDA's operator resolves the address from its own namespace: only the fully qualified name
+    # of this overlay's bootstrap Service reaches Kafka (the pods here may use the short one).
+    namespace = so["metadata"]["namespace"]
+    (kafka,) = of_kind(docs, "Kafka")
+    short_host, _, port = data["DRONETRACK_KAFKA_BOOTSTRAP_SERVERS"].partition(":")
+    assert short_host == f"{kafka['metadata']['name']}-kafka-bootstrap"
+    assert meta["bootstrapServers"] == f"{short_host}.{namespace}.svc:{port}"
+    # When the scaler cannot read lag, KEDA holds a known count instead of guessing.
+    fallback = so["spec"]["fallback"]
+    assert fallback["failureThreshold"] >= 1
+    assert so["spec"]["minReplicaCount"] <= fallback["replicas"] <= partitions
     assert meta.get("allowIdleConsumers", "false") == "false"
     assert not [
         h
@@ -410,3 +420,13 @@ def test_namespace_enforces_pod_security(overlay: str) -> None:
     labels = ns["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+def test_every_object_is_labelled_with_its_component(overlay: str) -> None:
+    """Runbooks select by app.kubernetes.io/name: every object of ours carries it, so a
+    `kubectl get KIND -l app.kubernetes.io/name=NAME` finds it (and KEDA copies it to its HPA)."""
+    docs = render(overlay)
+    for kind in ("Deployment", "Job", "Service", "HorizontalPodAutoscaler", "ScaledObject"):
+        for d in of_kind(docs, kind):
+            labels = d["metadata"].get("labels", {})
+            assert "app.kubernetes.io/name" in labels, f"{where(d)} lacks app.kubernetes.io/name"
