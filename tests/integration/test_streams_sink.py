@@ -1,0 +1,154 @@
+"""The sink under real failures: a store that cannot be written (a full disk) turns the worker's /readyz red
+(and green again once it can), and a retried publish never sends a delivered event twice. Each
+test runs its own broker, so the session worker's group and topics are left alone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from dronetrack import processes, topics
+from dronetrack.broker import EmbeddedBroker, free_port
+from dronetrack.settings import Settings
+from dronetrack.store import open_store
+from streams.metrics import StreamMetrics
+from streams.sink import Message, StoreSink
+from tests.integration.conftest import eventually
+from tests.integration.streaming import flight, produce, read_topic
+
+pytestmark = pytest.mark.slow
+
+FLEET = "sink"
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    b = EmbeddedBroker(Settings.from_env({}), log_path=tmp_path / "broker.log")
+    asyncio.run(b.start())
+    yield b
+    asyncio.run(b.stop())
+
+
+@pytest.fixture
+def own_settings(own_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    return own_broker.settings.replace(
+        sqlite_path=tmp_path / "store.sqlite3",
+        streams_data_dir=tmp_path / "streams",
+        streams_worker_id="sink",
+        streams_web_port=free_port(),
+        streams_link_lost_after_s=3_600.0,
+        streams_sink_stall_s=2.0,
+        streams_sink_give_up_s=0.0,
+    )
+
+
+@pytest.fixture
+def worker(own_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with (tmp_path / "worker.log").open("ab") as out:
+        proc = processes.spawn(
+            [sys.executable, "-m", "streams"],
+            env={**os.environ, **own_settings.to_env()},
+            output=out,
+        )
+    yield proc
+    processes.stop(proc, 30.0)
+
+
+async def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as r,
+        ):
+            return r.status, await r.json()
+    except aiohttp.ClientError:
+        return 0, {}
+
+
+async def stored(settings: Settings, drone: str) -> int:
+    store = open_store(settings)
+    await store.open()
+    try:
+        return len(await store.track(FLEET, drone, limit=10_000))
+    finally:
+        await store.close()
+
+
+async def test_a_store_that_cannot_be_written_turns_readyz_red_until_it_can(
+    own_settings: Settings, worker: subprocess.Popen[bytes]
+) -> None:
+    port = own_settings.streams_web_port
+    t0 = int(time.time() * 1000) - 120_000
+    records = flight(FLEET, "drone-1", 40, t0)
+
+    async def ready() -> bool:
+        return (await readyz(port))[0] == 200
+
+    await eventually(ready, timeout=60, what="the worker ready")
+    await produce(own_settings, records[:20])
+
+    async def first_half() -> bool:
+        return await stored(own_settings, "drone-1") == 20
+
+    await eventually(first_half, timeout=60, what="20 records stored")
+
+    # The disk is full, as far as the worker can tell: the kernel refuses every write of it
+    # past the first byte of a file (EFBIG; SQLite reports "database or disk is full"), while
+    # reads work, so the store's ping still answers.
+    soft_only = (1, resource.RLIM_INFINITY)  # the hard limit stays, so it can be lifted again
+    resource.prlimit(worker.pid, resource.RLIMIT_FSIZE, soft_only)
+    try:
+        await produce(own_settings, records[20:])
+
+        async def red() -> dict[str, Any] | None:
+            status, body = await readyz(port)
+            return body if status == 503 else None
+
+        body = await eventually(red, timeout=30, what="/readyz 503 while the disk is full")
+        assert list(body["failing"]) == ["sink"]
+        assert body["failing"]["sink"].startswith("SinkStalled: store write stalled for ")
+        assert await stored(own_settings, "drone-1") == 20
+    finally:
+        no_limit = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+        resource.prlimit(worker.pid, resource.RLIMIT_FSIZE, no_limit)
+
+    async def all_stored() -> bool:
+        return await stored(own_settings, "drone-1") == 40
+
+    await eventually(all_stored, timeout=60, what="all 40 records stored once there is room")
+    await eventually(ready, timeout=30, what="/readyz 200 again")
+    assert worker.poll() is None
+
+
+async def test_a_retried_publish_sends_only_what_was_not_delivered(
+    own_settings: Settings,
+) -> None:
+    sink = StoreSink(own_settings, open_store(own_settings), StreamMetrics(CollectorRegistry()))
+    await sink.on_start()
+    key = f"once-{uuid.uuid4()}".encode()
+    messages = [
+        Message(topics.ALERTS, b"delivered", key),
+        # Partition 9 of a 4-partition topic: this one can never be sent.
+        Message(topics.ALERTS, b"never", key, partition=9),
+    ]
+    try:
+        for _ in range(3):
+            with pytest.raises(Exception):  # noqa: B017, PT011 - the producer's own error
+                await sink._publish(messages)
+    finally:
+        await sink.on_stop()
+    assert messages == [Message(topics.ALERTS, b"never", key, partition=9)]
+    copies = await read_topic(own_settings, topics.ALERTS, lambda m: m.key == key)
+    assert [m.value for m in copies] == [b"delivered"]
