@@ -1,6 +1,7 @@
-"""The sink under real failures: a store that cannot be written (a full disk) turns the worker's /readyz red
-(and green again once it can), and a retried publish never sends a delivered event twice. Each
-test runs its own broker, so the session worker's group and topics are left alone."""
+"""The sink under real failures: a store that cannot be written (a full disk) turns the worker's
+/readyz red (and green again once it can) and, past the give-up time, stops the worker; a retried
+publish never sends a delivered event twice. Each test runs its own broker, so the session
+worker's group and topics are left alone."""
 
 from __future__ import annotations
 
@@ -152,3 +153,30 @@ async def test_a_retried_publish_sends_only_what_was_not_delivered(
     assert messages == [Message(topics.ALERTS, b"never", key, partition=9)]
     copies = await read_topic(own_settings, topics.ALERTS, lambda m: m.key == key)
     assert [m.value for m in copies] == [b"delivered"]
+
+
+async def test_a_write_failing_past_the_give_up_time_stops_the_worker(
+    own_settings: Settings, tmp_path: Path
+) -> None:
+    settings = own_settings.replace(streams_sink_give_up_s=3.0)
+    with (tmp_path / "giving-up.log").open("ab") as out:
+        proc = processes.spawn(
+            [sys.executable, "-m", "streams"], env={**os.environ, **settings.to_env()}, output=out
+        )
+    try:
+
+        async def ready() -> bool:
+            return (await readyz(settings.streams_web_port))[0] == 200
+
+        await eventually(ready, timeout=60, what="the worker ready")
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+        await produce(settings, flight(FLEET, "drone-2", 5, int(time.time() * 1000) - 60_000))
+
+        async def exited() -> int | None:
+            code = proc.poll()
+            return None if code is None else code + 1000  # truthy, even for exit code 0
+
+        code = await eventually(exited, timeout=60, what="the worker to give up and exit") - 1000
+    finally:
+        processes.stop(proc, 10.0)
+    assert code != 0
