@@ -386,3 +386,29 @@ async def test_a_taken_port_is_named_with_its_setting(tmp_path: Path) -> None:
         f"port {port} (dashboard) is in use: stop what holds it, or choose another port with "
         "DRONETRACK_DASHBOARD_PORT=PORT (0: any free port)"
     ) in run.stderr.decode()
+
+
+async def test_a_service_failing_at_every_start_makes_the_run_give_up_cleanly(
+    tmp_path: Path,
+) -> None:
+    env = run_env(tmp_path)
+    console = Console(env)
+    try:
+        await console.line("Press Ctrl-C")
+        family = descendants(console.proc.pid)
+        with socket.socket() as holder:
+            os.kill(service_pid(console.proc.pid, "streams"), signal.SIGKILL)
+            # Its port taken from now on: every restart of the worker fails at once.
+            holder.bind(("127.0.0.1", int(env["DRONETRACK_STREAMS_WEB_PORT"])))
+            holder.listen()
+            await console.line("restart 4 in 8 s", timeout=120)
+            await console.line("giving up and stopping everything", timeout=120)
+            code = await asyncio.to_thread(console.finish)
+    finally:
+        console.kill()
+    assert code == 1, console.text
+    assert "streams exited with code 1 5 times in a row, each within 30 s of its start" in (
+        console.text
+    )
+    assert "dronetrack stopped." in console.text
+    assert not [pid for pid in family if alive(pid)], "a child process outlived `dronetrack run`"
