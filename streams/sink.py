@@ -12,10 +12,10 @@ Failed steps are retried with capped exponential backoff (the store or broker be
 the stream; it never skips data). A retry resends only the messages the broker has not
 acknowledged, so it never repeats an event that was delivered (a replay after a crash still may;
 consumers deduplicate on (``alert_id``, ``event``)). A write failing or hanging for longer than
-``DRONETRACK_STREAMS_SINK_STALL_S`` turns /readyz red (the ``sink`` check); one still failing
-after ``DRONETRACK_STREAMS_SINK_GIVE_UP_S`` stops the worker, so that it is restarted with a new
-producer and consumer and replays from its last commit instead of holding every other partition
-behind one that cannot be written.
+``DRONETRACK_STREAMS_SINK_STALL_S`` turns /readyz red (the ``sink`` check); a telemetry write
+still failing after ``DRONETRACK_STREAMS_SINK_GIVE_UP_S`` ends the worker at once (exit code 1),
+so that it is restarted with a new producer and consumer and replays from its last commit
+instead of holding every other partition behind one that cannot be written.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -84,6 +85,7 @@ class StoreSink(mode.Service):
         # Writes being attempted: their start and their last error, for /readyz.
         self._writes: dict[int, tuple[str, float, str]] = {}
         self._ids = itertools.count()
+        metrics.sink_stalled.set_function(self._stalled_for)
 
     async def on_start(self) -> None:
         await kafka.ensure_topics(
@@ -147,6 +149,11 @@ class StoreSink(mode.Service):
             if now - since > self.settings.streams_sink_stall_s:
                 raise SinkStalled(f"{target} write stalled for {now - since:.0f} s: {error}")
 
+    def _stalled_for(self) -> float:
+        """Seconds since the oldest write in progress began (retries included)."""
+        begun = [since for _, since, _ in list(self._writes.values())]
+        return time.monotonic() - min(begun) if begun else 0.0
+
     async def _retry(
         self, target: str, write: Callable[[], Awaitable[None]], give_up: bool = True
     ) -> None:
@@ -169,10 +176,13 @@ class StoreSink(mode.Service):
                     self._writes[key] = (target, begun, repr(exc))
                     if limit and time.monotonic() - begun > limit:
                         log.critical(
-                            "sink write failed for too long, stopping the worker",
+                            "sink write failed for too long, exiting for a restart",
                             extra={"target": target, "error": repr(exc), "attempt": attempt},
                         )
-                        raise SinkStalled(f"{target} write failed for {limit:g} s") from exc
+                        # At once, as a crash would (the pipeline is built to survive one): a
+                        # graceful stop would wait for this write and for the others retrying,
+                        # and nothing unwritten has been committed, so a restart replays it.
+                        os._exit(1)
                     log.warning(
                         "sink write failed, retrying",
                         extra={"target": target, "error": repr(exc), "attempt": attempt},

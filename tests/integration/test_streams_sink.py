@@ -10,6 +10,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,14 +56,29 @@ def own_settings(own_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     )
 
 
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A worker whose output this process writes to ``log``: the tests below limit the size of
+    the files the worker may write, and its log must not be cut off by that."""
+    proc = processes.spawn(
+        [sys.executable, "-m", "streams"],
+        env={**os.environ, **settings.to_env()},
+        output=subprocess.PIPE,
+    )
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        with log.open("ab") as out, proc.stdout:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+
+    threading.Thread(target=copy, daemon=True).start()
+    return proc
+
+
 @pytest.fixture
 def worker(own_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with (tmp_path / "worker.log").open("ab") as out:
-        proc = processes.spawn(
-            [sys.executable, "-m", "streams"],
-            env={**os.environ, **own_settings.to_env()},
-            output=out,
-        )
+    proc = start_worker(own_settings, tmp_path / "worker.log")
     yield proc
     processes.stop(proc, 30.0)
 
@@ -121,6 +137,16 @@ async def test_a_store_that_cannot_be_written_turns_readyz_red_until_it_can(
         assert list(body["failing"]) == ["sink"]
         assert body["failing"]["sink"].startswith("SinkStalled: store write stalled for ")
         assert await stored(own_settings, "drone-1") == 20
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as r,
+        ):
+            gauge = next(
+                line
+                for line in (await r.text()).splitlines()
+                if line.startswith("streams_sink_stalled_seconds ")
+            )
+        assert float(gauge.split()[1]) > 2.0
     finally:
         no_limit = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
         resource.prlimit(worker.pid, resource.RLIMIT_FSIZE, no_limit)
@@ -159,10 +185,7 @@ async def test_a_write_failing_past_the_give_up_time_stops_the_worker(
     own_settings: Settings, tmp_path: Path
 ) -> None:
     settings = own_settings.replace(streams_sink_give_up_s=3.0)
-    with (tmp_path / "giving-up.log").open("ab") as out:
-        proc = processes.spawn(
-            [sys.executable, "-m", "streams"], env={**os.environ, **settings.to_env()}, output=out
-        )
+    proc = start_worker(settings, tmp_path / "giving-up.log")
     try:
 
         async def ready() -> bool:
@@ -179,4 +202,10 @@ async def test_a_write_failing_past_the_give_up_time_stops_the_worker(
         code = await eventually(exited, timeout=60, what="the worker to give up and exit") - 1000
     finally:
         processes.stop(proc, 10.0)
-    assert code != 0
+    assert code == 1
+
+    async def said_why() -> bool:  # once the copy of its output has caught up
+        log = await asyncio.to_thread((tmp_path / "giving-up.log").read_text)
+        return '"msg": "sink write failed for too long, exiting for a restart"' in log
+
+    await eventually(said_why, timeout=10, what="the reason in the worker's log")
