@@ -94,26 +94,34 @@ class PortTaken(RuntimeError):
     """A port the run needs is in use; the message names the setting that moves it."""
 
 
-def _ports(settings: Settings) -> list[tuple[str, str, int]]:
-    """(what, setting, port) for each port the run listens on (0: any free one)."""
+def _ports(settings: Settings) -> list[tuple[str, str, str, int]]:
+    """(what, setting, host, port) for each port the run listens on (0: any free one)."""
+    s = settings
     ports = [
-        ("ingest", "ingest_port", settings.ingest_port),
-        ("dashboard", "dashboard_port", settings.dashboard_port),
-        ("the stream worker's ops endpoints", "streams_web_port", settings.streams_web_port),
-        ("dronetrack run's metrics", "run_web_port", settings.run_web_port),
+        ("ingest", "ingest_port", s.ingest_host, s.ingest_port),
+        ("dashboard", "dashboard_port", s.dashboard_host, s.dashboard_port),
+        (
+            "the stream worker's ops endpoints",
+            "streams_web_port",
+            s.streams_web_host,
+            s.streams_web_port,
+        ),
+        ("dronetrack run's metrics", "run_web_port", s.run_web_host, s.run_web_port),
     ]
-    if settings.kafka_embedded:
-        ports.append(("the embedded broker", "embedded_broker_port", settings.embedded_broker_port))
-    return [p for p in ports if p[2]]
+    if s.kafka_embedded:
+        ports.append(
+            ("the embedded broker", "embedded_broker_port", "127.0.0.1", s.embedded_broker_port)
+        )
+    return [p for p in ports if p[3]]
 
 
 def check_ports(settings: Settings) -> None:
     """Fail with the port and the setting that moves it, before anything starts."""
-    for what, name, port in _ports(settings):
+    for what, name, host, port in _ports(settings):
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((host, port))
             except OSError:
                 raise PortTaken(
                     f"port {port} ({what}) is in use: stop what holds it, or choose another "
