@@ -308,7 +308,10 @@ class Supervisor:
         ran = time.monotonic() - self.broker_started
         delay = self.broker_restarts.failed(ran)
         if delay is None:
-            raise GiveUp(f"the broker exited with code {code} 5 times in a row")
+            raise GiveUp(
+                f"the broker exited with code {code} {self.broker_restarts.give_up_after} times "
+                f"in a row, each within {self.broker_restarts.quick_s:g} s of its start"
+            )
         self.restarts.labels("broker").inc()
         say(
             f"the broker exited with code {code}: records it held that were not yet stored "
