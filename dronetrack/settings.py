@@ -137,8 +137,13 @@ class Settings:
     streams_max_speed_mps: float = 150.0
     # Per-minute fleet statistics are kept (and late records merged) for this many minutes.
     streams_stats_keep_minutes: int = 10
-    # Store writes are retried with exponential backoff up to this delay, without limit.
+    # Store writes are retried with exponential backoff up to this delay (until give-up below).
     streams_sink_backoff_max_ms: int = 5_000
+    # /readyz turns red while a write has been failing (or hanging) for longer than this.
+    streams_sink_stall_s: float = 30.0
+    # A write still failing after this long stops the worker (exit 1), so that its supervisor
+    # restarts it: a fresh producer and consumer, replaying from the last commit (0: never).
+    streams_sink_give_up_s: float = 300.0
 
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8000
@@ -184,6 +189,10 @@ class Settings:
     sim_rate_hz: float = 1.0
     sim_ingest_url: str = "http://127.0.0.1:8080"
     sim_token: str = _secret()
+
+    # `dronetrack run`'s own /metrics, /healthz and /readyz (service restarts); 0: any free port.
+    run_web_host: str = "127.0.0.1"
+    run_web_port: int = 6067
 
     log_level: str = "INFO"
 

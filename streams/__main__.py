@@ -38,6 +38,7 @@ def main() -> None:
     server.add_check("store", sink.store.ping)
     server.add_check("kafka", kafka_ready)
     server.add_check("topics", feed.topics_ready)
+    server.add_check("sink", sink.stalled)
     worker = faust.Worker(
         app,
         server,

@@ -39,6 +39,11 @@ class StreamMetrics:
             registry=registry,
             buckets=LATENCY_BUCKETS,
         )
+        self.sink_stalled = Gauge(
+            "streams_sink_stalled_seconds",
+            "Age of the oldest write in progress, retries included (ms normally; 0: none).",
+            registry=registry,
+        )
         self.sink_errors = Counter(
             "streams_sink_errors_total",
             "Failed batch writes (each is retried), by target.",
