@@ -79,6 +79,8 @@ def encode_session(key: bytes, session: Session) -> str:
 def decode_session(key: bytes, cookie: str) -> Session | None:
     """The session if the signature holds and it has not expired; None otherwise."""
     body, _, signature = cookie.partition(".")
+    if not cookie.isascii():  # a signature and base64 are ASCII; compare_digest needs it too
+        return None
     try:
         payload = base64.urlsafe_b64decode(body)
         if not hmac.compare_digest(_sign(key, payload), signature):
@@ -141,7 +143,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem(401, "Not signed in", "log in at POST /api/login")
     if request.method not in SAFE_METHODS:
         token = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(token.encode(), who.csrf.encode()):
+        if not token.isascii() or not hmac.compare_digest(token.encode(), who.csrf.encode()):
             return problem(403, "CSRF token missing or wrong", f"send the {CSRF_HEADER} header")
     request[PRINCIPAL] = who
     return await handler(request)
