@@ -17,6 +17,7 @@ from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
+from dronetrack.record import MAX_EPOCH_MS
 from dronetrack.web import Problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
@@ -54,8 +55,8 @@ def _json(payload: object) -> web.Response:
 _EPOCH_MS = re.compile(r"-?[0-9]{1,16}")
 _COUNT = re.compile(r"[0-9]{1,6}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Times the store can hold: 1970 to the end of year 9999 (a record's ts has the same bounds).
-MAX_TIME_MS = 253_402_300_799_999
+# Times the store can hold: 1970 to the end of year 9999, a record's ts's bounds.
+MAX_TIME_MS = MAX_EPOCH_MS
 
 
 def _time(request: web.Request, name: str) -> int | None:
