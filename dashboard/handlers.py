@@ -54,32 +54,55 @@ def _json(payload: object) -> web.Response:
 # and few enough that int() never meets its 4,300-digit limit.
 _EPOCH_MS = re.compile(r"-?[0-9]{1,16}")
 _COUNT = re.compile(r"[0-9]{1,6}")
+# RFC 3339's date-time, which is what the document's format: date-time promises.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Times the store can hold: 1970 to the end of year 9999, a record's ts's bounds.
+# The times a query can name: year 1 to the end of year 9999 (a record's ts's upper bound).
+MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 MAX_TIME_MS = MAX_EPOCH_MS
 
 
+def _rfc3339_ms(raw: str) -> int | None:
+    """Epoch ms of an RFC 3339 date-time (a leap second as the next second's start; a zone
+    offset that moves it outside years 1..9999 clamped), or None if it is not one."""
+    m = _RFC3339.fullmatch(raw)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    fraction = int((m[7] or ".0")[1:][:3].ljust(3, "0"))
+    try:
+        local = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except ValueError:
+        return None
+    if second > 60:
+        return None
+    ms = (local - _EPOCH) // timedelta(milliseconds=1) + fraction + (1000 if second == 60 else 0)
+    if m[8]:
+        offset = (int(m[9]) * 60 + int(m[10])) * 60_000
+        ms -= offset if m[8] == "+" else -offset
+    return min(max(ms, MIN_TIME_MS), MAX_TIME_MS)
+
+
 def _time(request: web.Request, name: str) -> int | None:
-    """A time parameter: epoch milliseconds or an RFC 3339 timestamp with a zone, within
-    ``[0, MAX_TIME_MS]``."""
+    """A time parameter: epoch milliseconds or an RFC 3339 date-time, within
+    ``[MIN_TIME_MS, MAX_TIME_MS]``."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
     if _EPOCH_MS.fullmatch(raw):
         value = int(raw)
-    else:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw.isascii() else None
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise BadQuery(name, f"must be epoch milliseconds or RFC 3339, got {raw[:40]!r}")
-        if parsed.tzinfo is None:
-            raise BadQuery(name, f"needs a time zone (e.g. Z): {raw[:40]!r}")
-        value = (parsed - _EPOCH) // timedelta(milliseconds=1)
-    if not 0 <= value <= MAX_TIME_MS:
-        raise BadQuery(name, f"must be from 0 to {MAX_TIME_MS} (1970 to the end of 9999)")
-    return value
+        if not MIN_TIME_MS <= value <= MAX_TIME_MS:
+            raise BadQuery(name, f"must be from {MIN_TIME_MS} to {MAX_TIME_MS} (years 1 to 9999)")
+        return value
+    parsed = _rfc3339_ms(raw)
+    if parsed is None:
+        raise BadQuery(
+            name, f"must be epoch milliseconds or an RFC 3339 date-time with a zone: {raw[:40]!r}"
+        )
+    return parsed
 
 
 def _limit(request: web.Request, default: int, maximum: int) -> int:

@@ -20,11 +20,11 @@ _FLEET = {
     "description": "One of the user's fleets (default: their first). Another fleet is a 404.",
 }
 _DRONE = {"name": "drone_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_TIME_DOC = "epoch milliseconds or an RFC 3339 timestamp with a zone, 1970 to the end of 9999"
-# What dashboard.handlers._time takes.
+_TIME_DOC = "epoch milliseconds or an RFC 3339 date-time (with its zone), years 1 to 9999"
+# What dashboard.handlers._time takes (MIN: 0001-01-01T00:00:00Z).
 _TIME = {
     "anyOf": [
-        {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS},
+        {"type": "integer", "minimum": -62_135_596_800_000, "maximum": MAX_EPOCH_MS},
         {"type": "string", "format": "date-time"},
     ]
 }
@@ -77,7 +77,11 @@ _FORBIDDEN = {
     **_PROBLEM,
 }
 _ERRORS = {
-    "400": {"description": "A malformed query parameter", **_PROBLEM},
+    "400": {
+        "description": "A malformed query parameter (`parameter` names it), or a window whose "
+        "since is not before its until (a replay's: longer than 6 h)",
+        **_PROBLEM,
+    },
     "401": {"description": "Not signed in", **_PROBLEM},
     "404": {"description": "No such fleet, drone or alert among the user's", **_PROBLEM},
 }
@@ -100,6 +104,7 @@ def document() -> Json:
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
+            "parameter": {"type": "string", "description": "the query parameter at fault"},
         },
     }
     components["Session"] = _object(

@@ -62,10 +62,14 @@ BAD_QUERIES = [
     ("/api/drones/a-1/track?limit=" + "9" * 5000, "limit"),
     ("/api/drones/a-1/track?before=" + "9" * 20, "before"),  # over 2**63
     ("/api/drones/a-1/track?since=-" + "9" * 20, "since"),
+    ("/api/drones/a-1/track?since=-62135596800001", "since"),  # before year 1
+    ("/api/drones/a-1/track?before=253402300800000", "before"),  # after 9999
     ("/api/alerts?since=" + str(2**63), "since"),
     ("/api/stats?until=" + str(2**64), "until"),
     ("/api/replay?since=" + str(2**63) + "&until=" + str(2**63 + 1000), "since"),
-    ("/api/alerts?since=0001-01-01T00:00:00%2B14:00", "since"),
+    ("/api/alerts?since=2026-13-01T00:00:00Z", "since"),
+    ("/api/alerts?since=2026-12-01T00:00:00", "since"),  # no zone
+    ("/api/alerts?since=2026-12-01T00:00:61Z", "since"),
     ("/api/alerts?since=1e3", "since"),
     ("/api/drones/a-1/track?limit=0", "limit"),
     ("/api/drones/a-1/track?limit=10001", "limit"),
@@ -92,6 +96,8 @@ async def test_the_largest_and_smallest_times_are_answered(dashboard: Dashboard)
             "/api/drones/a-1/track?since=0&before=253402300799999",
             "/api/alerts?since=0&until=253402300799999",
             "/api/alerts?since=9999-12-31T23:59:59.998Z&until=9999-12-31T23:59:59.999Z",
+            "/api/alerts?since=0001-01-01T00:00:00%2B14:00&until=1970-01-01t00:00:00z",
+            "/api/alerts?since=-62135596800000&until=2016-12-31T23:59:60.5Z",
             "/api/stats?since=0&until=1000",
         ):
             async with http.get(path) as r:
