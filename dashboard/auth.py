@@ -129,7 +129,7 @@ async def principal(request: web.Request) -> Principal | None:
     access = await request.app[READS].access(session.user)
     if access is None or access.disabled or access.credential != session.credential:
         return None
-    if session.issued <= access.sessions_valid_after:
+    if access.sessions_valid_after and session.issued <= access.sessions_valid_after:
         return None  # signed out: a copy of the cookie is worth nothing either
     return Principal(session.user, access.fleets, session.csrf, session.expires)
 

@@ -5,7 +5,11 @@ restart: Redis here keeps nothing on disk)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
+import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from dashboard.app import create_app
 from dronetrack.broker import free_port
+from dronetrack.passwords import fingerprint
 from tests.dashboard_env import PASSWORD, Dashboard
 from tests.integration.conftest import eventually
 
@@ -122,3 +127,29 @@ async def test_a_throttled_name_stays_throttled_when_redis_forgets_everything(
                 assert r.status == 429, await r.text()
     finally:
         await server.close()
+
+
+async def test_a_cookie_from_before_issue_times_works_until_its_user_signs_out(
+    dashboard: Dashboard,
+) -> None:
+    alice = await dashboard.store.get_user("alice")
+    assert alice is not None
+    # A cookie as sessions were signed before they carried their issue time.
+    payload = json.dumps(
+        {
+            "user": "alice",
+            "expires": int(time.time()) + 3600,
+            "csrf": "old-token",
+            "credential": fingerprint(alice.password_hash),
+        }
+    ).encode()
+    signature = hmac.new(dashboard.settings.dashboard_session_secret.encode(), payload, "sha256")
+    cookie = b".".join(base64.urlsafe_b64encode(x) for x in (payload, signature.digest()))
+    headers = {"Cookie": f"dronetrack_session={cookie.decode()}"}
+    async with aiohttp.ClientSession(base_url=dashboard.url) as http:
+        async with http.get("/api/drones", headers=headers) as r:
+            assert r.status == 200, await r.text()
+        async with http.post("/api/logout", headers={**headers, "X-CSRF-Token": "old-token"}) as r:
+            assert r.status == 200
+        async with http.get("/api/drones", headers=headers) as r:
+            assert r.status == 401
