@@ -64,7 +64,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CACHE] = cache
     reads = Reads(store, cache, settings.dashboard_cache_ttl_ms, app[REGISTRY])
     app[READS] = reads
-    app[THROTTLE].cache = cache
+    app[THROTTLE].store = store
     hub = LiveHub(reads, settings.dashboard_refresh_ms / 1000, app[REGISTRY])
     app[HUB] = hub
     try:

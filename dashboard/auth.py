@@ -5,8 +5,8 @@ that shares ``DRONETRACK_DASHBOARD_SESSION_SECRET`` can check it without a sessi
 cookie is HttpOnly and SameSite=Lax, and Secure whenever the request came over TLS. Every request
 re-reads the user's fleets (cached for seconds), so a disabled user or a removed fleet stops
 working at once rather than at cookie expiry; so does a new password, whose fingerprint no
-longer matches the session's. Signing out marks the session ended in the shared cache, so a
-copied cookie stops working too.
+longer matches the session's. Signing out records in the store that the user's sessions issued
+until then are void, so a copied cookie stops working too, whatever the cache forgets.
 
 CSRF: a state-changing request must come from our own origin (``Origin`` checked when the browser
 sends it) and carry the session's token in ``X-CSRF-Token``, which a cross-site page cannot read.
@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from dashboard.keys import CACHE, LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
+from dashboard.keys import LOGIN_SLOTS, READS, SESSION_KEY, SETTINGS, THROTTLE
+from dashboard.reads import now_ms
 from dronetrack.passwords import fingerprint, verify_password
 from dronetrack.web import problem
 
@@ -37,9 +38,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The API paths open without a session (everything outside /api/ is: the page, static files,
 # health and metrics).
 PUBLIC = frozenset({"/api/login", "/api/openapi.json"})
-# How stale this replica's view of "signed out" may be: every API request asks, and with Redis a
-# fresh answer each time cost half the API's throughput.
-ENDED_FRESH_MS = 1_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,6 +47,9 @@ class Session(msgspec.Struct, frozen=True):
     expires: int  # epoch seconds
     csrf: str
     credential: str  # the password's fingerprint at login: a new password ends the session
+    # Epoch ms of the login: a sign-out at or after it voids the session. (Cookies made before
+    # this field existed have 0, so any sign-out of their user voids them.)
+    issued: int = 0
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -79,6 +80,8 @@ def encode_session(key: bytes, session: Session) -> str:
 def decode_session(key: bytes, cookie: str) -> Session | None:
     """The session if the signature holds and it has not expired; None otherwise."""
     body, _, signature = cookie.partition(".")
+    if not cookie.isascii():  # a signature and base64 are ASCII; compare_digest needs it too
+        return None
     try:
         payload = base64.urlsafe_b64decode(body)
         if not hmac.compare_digest(_sign(key, payload), signature):
@@ -121,10 +124,12 @@ async def principal(request: web.Request) -> Principal | None:
     session = decode_session(request.app[SESSION_KEY], raw)
     if session is None:
         return None
+    # The user's record is cached for seconds (and in process for a fraction of that), so this
+    # costs no store read, and usually no Redis round trip, per request.
     access = await request.app[READS].access(session.user)
     if access is None or access.disabled or access.credential != session.credential:
         return None
-    if (await request.app[CACHE].counted(_ended(session), fresh_ms=ENDED_FRESH_MS))[0]:
+    if access.sessions_valid_after and session.issued <= access.sessions_valid_after:
         return None  # signed out: a copy of the cookie is worth nothing either
     return Principal(session.user, access.fleets, session.csrf, session.expires)
 
@@ -141,7 +146,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem(401, "Not signed in", "log in at POST /api/login")
     if request.method not in SAFE_METHODS:
         token = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(token.encode(), who.csrf.encode()):
+        if not token.isascii() or not hmac.compare_digest(token.encode(), who.csrf.encode()):
             return problem(403, "CSRF token missing or wrong", f"send the {CSRF_HEADER} header")
     request[PRINCIPAL] = who
     return await handler(request)
@@ -196,6 +201,7 @@ async def login(request: web.Request) -> web.Response:
         int(time.time()) + settings.dashboard_session_max_age_s,
         secrets.token_urlsafe(24),
         fingerprint(user.password_hash),
+        now_ms(),
     )
     response = web.json_response(_describe(user.name, user.fleets, session.csrf, session.expires))
     response.set_cookie(
@@ -210,18 +216,15 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
-def _ended(session: Session | Principal) -> str:
-    """The cache key that marks a session signed out (its CSRF token is unique to it)."""
-    return "session-ended:" + hashlib.sha256(session.csrf.encode()).hexdigest()[:32]
-
-
 async def logout(request: web.Request) -> web.Response:
-    """End the session for every copy of its cookie, not just this browser's: it is marked
-    signed out in the shared cache until it would have expired."""
+    """End the session for every copy of its cookie, not just this browser's: the store records
+    that the user's sessions issued until now are void (all of them: the price of keeping no
+    session table). Dropping the cached user record makes it take at once on this replica; the
+    others see it once their copy of the record ages out (seconds)."""
     who = current(request)
-    left_ms = int((who.expires - time.time()) * 1000)
-    if left_ms > 0:
-        await request.app[CACHE].count(_ended(who), left_ms)
+    reads = request.app[READS]
+    await reads.store.end_sessions(who.name, now_ms())
+    await reads.forget_user(who.name)
     response = web.json_response({"signed_out": True})
     response.del_cookie(COOKIE, path="/", secure=_secure(request), samesite="Lax")
     return response

@@ -1,5 +1,8 @@
 """The read cache shared by dashboard replicas: Redis when configured, in-process otherwise.
 
+A cache only: anything in it may vanish at any moment (eviction, a Redis restart) and cost
+nothing but a store read. Security state (sign-outs, failed logins) is kept in the store.
+
 Values are encoded bytes with short TTLs. Loads are coalesced twice: concurrent requests in one
 process share one in-flight load (single flight), and replicas sharing Redis elect one loader per
 key with a short ``SET NX`` lock while the others wait for its value. So many open pages cost one
@@ -20,7 +23,6 @@ from prometheus_client import CollectorRegistry, Counter
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], Awaitable[bytes]]
-_COUNTED = "counted:"  # near-cache prefix of counter readings
 
 
 class Backend(Protocol):
@@ -35,13 +37,6 @@ class Backend(Protocol):
 
     async def release(self, key: str) -> None: ...
 
-    async def count(self, key: str, window_ms: int) -> int:
-        """Add one to the counter ``key`` and return it; its window starts with its first
-        count."""
-
-    async def counted(self, key: str) -> tuple[int, int]:
-        """The counter ``key`` and the milliseconds its window has left ((0, 0): none)."""
-
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -52,7 +47,6 @@ class MemoryBackend:
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._entries: dict[str, tuple[float, bytes]] = {}
-        self._counters: dict[str, tuple[float, int]] = {}
         self._max = max_entries
 
     async def get(self, key: str) -> bytes | None:
@@ -78,7 +72,6 @@ class MemoryBackend:
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
-        self._counters.pop(key, None)
 
     async def claim(self, key: str, ttl_ms: int) -> bool:
         return True
@@ -86,27 +79,11 @@ class MemoryBackend:
     async def release(self, key: str) -> None:
         return None
 
-    async def count(self, key: str, window_ms: int) -> int:
-        now = time.monotonic()
-        ends, n = self._counters.get(key, (0.0, 0))
-        if ends <= now:
-            if len(self._counters) >= self._max:
-                self._counters = {k: v for k, v in self._counters.items() if v[0] > now}
-            ends, n = now + window_ms / 1000, 0
-        self._counters[key] = (ends, n + 1)
-        return n + 1
-
-    async def counted(self, key: str) -> tuple[int, int]:
-        ends, n = self._counters.get(key, (0.0, 0))
-        left_ms = int((ends - time.monotonic()) * 1000)
-        return (n, left_ms) if left_ms > 0 else (0, 0)
-
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._entries.clear()
-        self._counters.clear()
 
 
 class RedisBackend:
@@ -141,21 +118,6 @@ class RedisBackend:
 
     async def release(self, key: str) -> None:
         await self._redis.delete(self.PREFIX + "lock:" + key)
-
-    async def count(self, key: str, window_ms: int) -> int:
-        # SET NX starts the window (INCR keeps the expiry); no Redis 7-only PEXPIRE NX needed.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.PREFIX + key, 0, px=window_ms, nx=True)
-            pipe.incr(self.PREFIX + key)
-            _, count = await pipe.execute()
-        return int(count)
-
-    async def counted(self, key: str) -> tuple[int, int]:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.get(self.PREFIX + key)
-            pipe.pttl(self.PREFIX + key)
-            value, left_ms = await pipe.execute()
-        return (int(value), int(left_ms)) if value is not None and left_ms > 0 else (0, 0)
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -218,40 +180,6 @@ class Cache:
             await self.backend.delete(key)
         except Exception as exc:
             self._failed(exc)
-
-    async def count(self, key: str, window_ms: int) -> int:
-        """Count an event in a window shared by every replica and return the count so far
-        (best effort: 0, and nothing counted, while the cache is failing)."""
-        if self._near is not None:
-            await self._near.delete(_COUNTED + key)  # this process sees its own count at once
-        if not self._healthy():
-            return 0
-        try:
-            return await self.backend.count(key, window_ms)
-        except Exception as exc:
-            self._failed(exc)
-            return 0
-
-    async def counted(self, key: str, fresh_ms: int = 0) -> tuple[int, int]:
-        """Events counted in ``key``'s window and the milliseconds it has left; (0, 0) while the
-        cache is failing. With ``fresh_ms``, a reading this process took at most that long ago
-        will do: on a path every request takes, that spares a round trip to Redis each time."""
-        near = self._near if fresh_ms else None
-        if near is not None:
-            held = await near.get(_COUNTED + key)
-            if held is not None:
-                count, left_ms = held.split()
-                return int(count), int(left_ms)
-        if not self._healthy():
-            return (0, 0)
-        try:
-            reading = await self.backend.counted(key)
-        except Exception as exc:
-            self._failed(exc)
-            return (0, 0)
-        if near is not None:
-            await near.set(_COUNTED + key, b"%d %d" % reading, fresh_ms)
-        return reading
 
     async def ping(self) -> None:
         await self.backend.ping()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -16,6 +17,7 @@ from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
+from dronetrack.record import MAX_EPOCH_MS
 from dronetrack.web import Problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
@@ -38,36 +40,77 @@ _PAGE_SECURITY = {
 
 
 class BadQuery(Problem):
-    """A query parameter is malformed; the message says which and why."""
+    """A query parameter is malformed or out of bounds; the answer names it (``parameter``)."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(400, "Bad query", detail)
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(400, "Bad query", f"{parameter} {detail}", parameter=parameter)
 
 
 def _json(payload: object) -> web.Response:
     return web.Response(body=_encoder.encode(payload), content_type="application/json")
 
 
+# ASCII digits only (str.isdigit also takes "²" and other scripts' digits, which int() refuses),
+# and few enough that int() never meets its 4,300-digit limit.
+_EPOCH_MS = re.compile(r"-?[0-9]{1,16}")
+_COUNT = re.compile(r"[0-9]{1,6}")
+# RFC 3339's date-time, which is what the document's format: date-time promises.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The times a query can name: year 1 to the end of year 9999 (a record's ts's upper bound).
+MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+MAX_TIME_MS = MAX_EPOCH_MS
+
+
+def _rfc3339_ms(raw: str) -> int | None:
+    """Epoch ms of an RFC 3339 date-time (a leap second as the next second's start; a zone
+    offset that moves it outside years 1..9999 clamped), or None if it is not one."""
+    m = _RFC3339.fullmatch(raw)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    fraction = int((m[7] or ".0")[1:][:3].ljust(3, "0"))
+    try:
+        local = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except ValueError:
+        return None
+    if second > 60:
+        return None
+    ms = (local - _EPOCH) // timedelta(milliseconds=1) + fraction + (1000 if second == 60 else 0)
+    if m[8]:
+        offset = (int(m[9]) * 60 + int(m[10])) * 60_000
+        ms -= offset if m[8] == "+" else -offset
+    return min(max(ms, MIN_TIME_MS), MAX_TIME_MS)
+
+
 def _time(request: web.Request, name: str) -> int | None:
-    """A time parameter: epoch milliseconds or an RFC 3339 timestamp with a zone."""
+    """A time parameter: epoch milliseconds or an RFC 3339 date-time, within
+    ``[MIN_TIME_MS, MAX_TIME_MS]``."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if raw.lstrip("-").isdigit():
-        return int(raw)
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadQuery(f"{name}={raw!r} is neither epoch milliseconds nor RFC 3339") from None
-    if parsed.tzinfo is None:
-        raise BadQuery(f"{name}={raw!r} needs a time zone (e.g. Z)")
-    return int(parsed.timestamp() * 1000)
+    if _EPOCH_MS.fullmatch(raw):
+        value = int(raw)
+        if not MIN_TIME_MS <= value <= MAX_TIME_MS:
+            raise BadQuery(name, f"must be from {MIN_TIME_MS} to {MAX_TIME_MS} (years 1 to 9999)")
+        return value
+    parsed = _rfc3339_ms(raw)
+    if parsed is None:
+        raise BadQuery(
+            name, f"must be epoch milliseconds or an RFC 3339 date-time with a zone: {raw[:40]!r}"
+        )
+    return parsed
 
 
 def _limit(request: web.Request, default: int, maximum: int) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadQuery(f"limit must be an integer from 1 to {maximum}")
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not _COUNT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise BadQuery("limit", f"must be an integer from 1 to {maximum}")
     return int(raw)
 
 
@@ -161,11 +204,11 @@ async def list_alerts(request: web.Request) -> web.Response:
     limit = _limit(request, RECENT_ALERTS_LIMIT, MAX_ALERTS_LIMIT)
     since, until = _time(request, "since"), _time(request, "until")
     if since is not None and until is not None and since >= until:
-        raise BadQuery("since must be before until")
-    alerts = await request.app[READS].alerts(fleet, since_ms=since, until_ms=until, limit=limit)
+        raise BadQuery("since", "must be before until")
     state = request.query.get("state")
     if state is not None and state not in ("active", "acknowledged", "cleared"):
-        raise BadQuery("state must be active, acknowledged or cleared")
+        raise BadQuery("state", "must be active, acknowledged or cleared")
+    alerts = await request.app[READS].alerts(fleet, since_ms=since, until_ms=until, limit=limit)
     next_until = alerts[-1].raised_at + 1 if len(alerts) == limit else None
     if state is not None:
         alerts = [a for a in alerts if a.state == state]
@@ -188,10 +231,12 @@ async def fleet_stats(request: web.Request) -> web.Response:
     fleet = _fleet(request)
     settings = request.app[SETTINGS]
     now = now_ms()
-    until = _time(request, "until") or now
-    since = _time(request, "since") or until - 3600 * 1000
+    until = _time(request, "until")
+    until = now if until is None else until
+    since = _time(request, "since")
+    since = until - 3600 * 1000 if since is None else since
     if since >= until:
-        raise BadQuery("since must be before until")
+        raise BadQuery("since", "must be before until")
     reads = request.app[READS]
     drones, alerts, minutes = await asyncio.gather(
         reads.latest(fleet),
@@ -220,9 +265,12 @@ async def replay(request: web.Request) -> web.Response:
     fleet = _fleet(request)
     since, until = _time(request, "since"), _time(request, "until")
     if since is None or until is None:
-        raise BadQuery("replay needs since and until")
+        missing = "since" if since is None else "until"
+        raise BadQuery(missing, "is required: replay shows a window [since, until)")
     if not 0 < until - since <= MAX_REPLAY_MS:
-        raise BadQuery(f"the window must be positive and at most {MAX_REPLAY_MS // 3_600_000} h")
+        raise BadQuery(
+            "until", f"must be after since and at most {MAX_REPLAY_MS // 3_600_000} h after it"
+        )
     reads = request.app[READS]
     # A drone whose latest report is older than the window did not fly in it.
     active = [d.drone_id for d in await reads.latest(fleet) if d.ts >= since]

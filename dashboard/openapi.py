@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from dronetrack.record import Telemetry
+from dronetrack.record import MAX_EPOCH_MS, Telemetry
 from dronetrack.store import Alert, FleetStats, TrackPoint
 
 Json = dict[str, Any]
@@ -20,14 +20,22 @@ _FLEET = {
     "description": "One of the user's fleets (default: their first). Another fleet is a 404.",
 }
 _DRONE = {"name": "drone_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_TIME_DOC = "epoch milliseconds or an RFC 3339 timestamp with a zone"
+_TIME_DOC = "epoch milliseconds or an RFC 3339 date-time (with its zone), years 1 to 9999"
+# What dashboard.handlers._time takes (MIN: 0001-01-01T00:00:00Z).
+_TIME = {
+    "anyOf": [
+        {"type": "integer", "minimum": -62_135_596_800_000, "maximum": MAX_EPOCH_MS},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 
 
-def _time(name: str, what: str) -> Json:
+def _time(name: str, what: str, *, required: bool = False) -> Json:
     return {
         "name": name,
         "in": "query",
-        "schema": {"type": "string"},
+        "required": required,
+        "schema": _TIME,
         "description": f"{what}; {_TIME_DOC}",
     }
 
@@ -57,8 +65,23 @@ def _list(name: str) -> Json:
 
 
 _PROBLEM = {"content": {"application/problem+json": {"schema": _ref("Problem")}}}
+_CSRF = {
+    "name": "X-CSRF-Token",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the session's csrf_token (from login or GET /api/session)",
+}
+_FORBIDDEN = {
+    "description": "CSRF token missing or wrong, or Origin is another site's",
+    **_PROBLEM,
+}
 _ERRORS = {
-    "400": {"description": "A malformed query parameter", **_PROBLEM},
+    "400": {
+        "description": "A malformed query parameter (`parameter` names it), or a window whose "
+        "since is not before its until (a replay's: longer than 6 h)",
+        **_PROBLEM,
+    },
     "401": {"description": "Not signed in", **_PROBLEM},
     "404": {"description": "No such fleet, drone or alert among the user's", **_PROBLEM},
 }
@@ -81,6 +104,7 @@ def document() -> Json:
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
+            "parameter": {"type": "string", "description": "the query parameter at fault"},
         },
     }
     components["Session"] = _object(
@@ -99,13 +123,18 @@ def document() -> Json:
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": _object(name={"type": "string"}, password={"type": "string"})
+                            "schema": {
+                                **_object(name={"type": "string"}, password={"type": "string"}),
+                                "additionalProperties": False,
+                            }
                         }
                     },
                 },
                 "responses": {
                     "200": _ok("Signed in", _ref("Session")),
+                    "400": {"description": "Not a JSON object of name and password", **_PROBLEM},
                     "401": {"description": "Wrong name or password", **_PROBLEM},
+                    "403": {"description": "Origin is another site's", **_PROBLEM},
                     "415": {"description": "Not JSON", **_PROBLEM},
                     "429": {
                         "description": "Too many failed logins for this name or address; "
@@ -117,8 +146,14 @@ def document() -> Json:
         },
         "/api/logout": {
             "post": {
-                "summary": "Sign out: clears the cookie and ends the session for every copy of it",
-                "responses": {"200": {"description": "Signed out"}},
+                "summary": "Sign out: clears the cookie and ends the user's sessions, every copy "
+                "of their cookies included",
+                "parameters": [_CSRF],
+                "responses": {
+                    "200": _ok("Signed out", _object(signed_out={"const": True})),
+                    "401": {"description": "Not signed in", **_PROBLEM},
+                    "403": _FORBIDDEN,
+                },
             }
         },
         "/api/session": _get("Who is signed in", [], _ok("The session", _ref("Session"))),
@@ -191,16 +226,11 @@ def document() -> Json:
                         "schema": {"type": "string"},
                     },
                     _FLEET,
-                    {
-                        "name": "X-CSRF-Token",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    _CSRF,
                 ],
                 "responses": {
                     "200": _ok("The alert", _ref("Alert")),
-                    "403": {"description": "CSRF token missing or wrong", **_PROBLEM},
+                    "403": _FORBIDDEN,
                     **_ERRORS,
                 },
             }
@@ -220,7 +250,11 @@ def document() -> Json:
         ),
         "/api/replay": _get(
             "Every drone's track in [since, until) oldest first, and the alerts raised in it",
-            [_FLEET, _time("since", "window start"), _time("until", "window end (at most 6 h on)")],
+            [
+                _FLEET,
+                _time("since", "window start", required=True),
+                _time("until", "window end (after since, at most 6 h on)", required=True),
+            ],
             _ok("The window's flights", {"type": "object"}),
         ),
         "/api/events": _get(

@@ -35,6 +35,37 @@ class Access(msgspec.Struct, frozen=True):
     fleets: list[str]
     disabled: bool
     credential: str  # changes when the password does (passwords.fingerprint)
+    sessions_valid_after: int = 0  # epoch ms: sessions issued until then are signed out
+
+
+class Keys:
+    """Every cache key, built here only, so a read and its invalidation cannot disagree."""
+
+    @staticmethod
+    def latest(fleet: str) -> str:
+        return f"latest:{fleet}"
+
+    @staticmethod
+    def track(
+        fleet: str, drone_id: str, since_ms: int | None, before_ms: int | None, limit: int
+    ) -> str:
+        return f"track:{fleet}:{drone_id}:{since_ms}:{before_ms}:{limit}"
+
+    @staticmethod
+    def alerts(fleet: str, since_ms: int | None, until_ms: int | None, limit: int) -> str:
+        return f"alerts:{fleet}:{since_ms}:{until_ms}:{limit}"
+
+    @staticmethod
+    def drone_alerts(fleet: str, drone_id: str, limit: int) -> str:
+        return f"drone_alerts:{fleet}:{drone_id}:{limit}"
+
+    @staticmethod
+    def stats(fleet: str, since_ms: int, until_ms: int) -> str:
+        return f"stats:{fleet}:{since_ms}:{until_ms}"
+
+    @staticmethod
+    def user(name: str) -> str:
+        return f"user:{name}"
 
 
 def now_ms() -> int:
@@ -70,7 +101,7 @@ class Reads:
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         return await self._cached(
-            f"latest:{fleet}",
+            Keys.latest(fleet),
             self.ttl_ms,
             list[Telemetry],
             "latest",
@@ -84,7 +115,7 @@ class Reads:
             self.store_reads.labels("latest").inc()
             return _encoder.encode(await self.store.latest(fleet))
 
-        return await self.cache.get_or_load(f"latest:{fleet}", self.ttl_ms, load)
+        return await self.cache.get_or_load(Keys.latest(fleet), self.ttl_ms, load)
 
     async def drone(self, fleet: str, drone_id: str) -> Telemetry | None:
         """One drone, picked from the fleet's cached latest state (no extra store read)."""
@@ -95,7 +126,7 @@ class Reads:
     ) -> list[TrackPoint]:
         ttl = self.ttl_ms if before_ms is None else PAST_TTL_MS
         return await self._cached(
-            f"track:{fleet}:{drone_id}:{since_ms}:{before_ms}:{limit}",
+            Keys.track(fleet, drone_id, since_ms, before_ms, limit),
             ttl,
             list[TrackPoint],
             "track",
@@ -111,9 +142,8 @@ class Reads:
         live = until_ms is None
         until = now_ms() + 1 if until_ms is None else until_ms
         since = until - RECENT_ALERTS_MS if since_ms is None else since_ms
-        key = f"alerts:{fleet}:{since_ms}:{until_ms}:{limit}"
         return await self._cached(
-            key,
+            Keys.alerts(fleet, since_ms, until_ms, limit),
             self.ttl_ms if live else PAST_TTL_MS,
             list[Alert],
             "alerts",
@@ -125,11 +155,11 @@ class Reads:
 
     async def forget_recent_alerts(self, fleet: str) -> None:
         """After an acknowledgement, so the next live read shows it at once."""
-        await self.cache.delete(f"alerts:{fleet}:None:None:{RECENT_ALERTS_LIMIT}")
+        await self.cache.delete(Keys.alerts(fleet, None, None, RECENT_ALERTS_LIMIT))
 
     async def drone_alerts(self, fleet: str, drone_id: str, limit: int) -> list[Alert]:
         return await self._cached(
-            f"drone_alerts:{fleet}:{drone_id}:{limit}",
+            Keys.drone_alerts(fleet, drone_id, limit),
             self.ttl_ms,
             list[Alert],
             "drone_alerts",
@@ -141,7 +171,7 @@ class Reads:
         since = since_ms - since_ms % 60_000
         until = until_ms - until_ms % 60_000 + 60_000
         return await self._cached(
-            f"stats:{fleet}:{since}:{until}",
+            Keys.stats(fleet, since, until),
             self.ttl_ms,
             list[FleetStats],
             "fleet_stats",
@@ -153,6 +183,15 @@ class Reads:
             user = await self.store.get_user(name)
             if user is None:
                 return None
-            return Access(list(user.fleets), user.disabled, fingerprint(user.password_hash))
+            return Access(
+                list(user.fleets),
+                user.disabled,
+                fingerprint(user.password_hash),
+                user.sessions_valid_after,
+            )
 
-        return await self._cached(f"user:{name}", USER_TTL_MS, Access | None, "user", read)  # type: ignore[arg-type]
+        return await self._cached(Keys.user(name), USER_TTL_MS, Access | None, "user", read)  # type: ignore[arg-type]
+
+    async def forget_user(self, name: str) -> None:
+        """After a sign-out, so this replica's next request reads the user afresh."""
+        await self.cache.delete(Keys.user(name))

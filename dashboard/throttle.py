@@ -1,12 +1,13 @@
-"""Failed logins, counted per user name and per client address in the shared cache, so that
-guessing passwords stops being worth it on every replica at once.
+"""Failed logins, counted per user name and per client address in the store, so that guessing
+passwords stops being worth it on every replica at once, and no cache eviction or Redis restart
+can wipe the count.
 
-Over either limit, a login is refused with 429 before its password is checked, until the
-window that counted the failures ends. A name's count is cleared by a successful login. The
-per-address limit is higher, for offices behind one NAT; the per-name one is what stops a
-guesser spreading over many addresses, at the price that such a guesser can hold one name
-locked out for a window. With the cache failing, nothing is counted and logins go on: the
-concurrency cap on password checks still bounds their rate.
+Over either limit (failures within the last window), a login is refused with 429 before its
+password is checked, until enough of those failures leave the window. A name's count is cleared
+by a successful login. The per-address limit is higher, for offices behind one NAT; the per-name
+one is what stops a guesser spreading over many addresses, at the price that such a guesser can
+hold one name locked out for a window. The store costs a few reads per login and a write per
+failure; at most two password checks run at once per replica, which bounds that rate too.
 """
 
 from __future__ import annotations
@@ -16,24 +17,25 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter
 
-from dashboard.cache import Cache
+from dashboard.reads import now_ms
+from dronetrack.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def _key(kind: str, value: str) -> str:
+def _scope(kind: str, value: str) -> str:
     # Hashed: both are the client's strings, of any length.
-    return f"login-failures:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
 
 class LoginThrottle:
-    cache: Cache  # set once the cache is open, before the first request
+    store: Store  # set once the store is open, before the first request
 
     def __init__(
         self, registry: CollectorRegistry, *, per_name: int, per_address: int, window_s: int
     ) -> None:
         self.limits = {"name": per_name, "address": per_address}
-        self.window_ms = window_s * 1000
+        self.window_s = window_s
         self.logins = Counter(
             "dashboard_logins_total",
             "Login attempts by outcome: ok, refused (wrong name or password), throttled.",
@@ -43,25 +45,37 @@ class LoginThrottle:
         for outcome in ("ok", "refused", "throttled"):  # alerted on: exported at 0 from the start
             self.logins.labels(outcome)
 
+    async def _failures(self, kind: str, value: str, now: int) -> list[int]:
+        """The newest failures (up to the limit) in the window that ends now."""
+        since = now - self.window_s * 1000
+        return await self.store.login_failures(
+            _scope(kind, value), since_ms=since, limit=self.limits[kind]
+        )
+
     async def retry_after(self, name: str, address: str) -> int:
         """Seconds until a login for ``name`` from ``address`` may be tried again; 0: now."""
+        now = now_ms()
         wait_ms = 0
         for kind, value in self._counted(name, address):
-            count, left_ms = await self.cache.counted(_key(kind, value))
-            if count >= self.limits[kind]:
-                wait_ms = max(wait_ms, left_ms)
+            failures = await self._failures(kind, value, now)
+            if len(failures) >= self.limits[kind]:
+                # Below the limit again once the oldest of the newest `limit` leaves the window.
+                wait_ms = max(wait_ms, failures[-1] + self.window_s * 1000 - now)
         if wait_ms:
             self.logins.labels("throttled").inc()
         return -(-wait_ms // 1000)  # whole seconds, rounded up
 
     async def failed(self, name: str, address: str) -> None:
         self.logins.labels("refused").inc()
+        now = now_ms()
         for kind, value in self._counted(name, address):
-            count = await self.cache.count(_key(kind, value), self.window_ms)
-            if count == self.limits[kind]:  # said once per window, however long it goes on
+            await self.store.note_login_failure(_scope(kind, value), now, window_s=self.window_s)
+            failures = await self._failures(kind, value, now)
+            # Said once per window: past the limit, logins are refused before they can fail.
+            if len(failures) == self.limits[kind] and failures[0] == now:
                 log.warning(
                     "login throttled",
-                    extra={"by": kind, "user": name, "address": address, "failures": count},
+                    extra={"by": kind, "user": name, "address": address, "failures": len(failures)},
                 )
 
     def _counted(self, name: str, address: str) -> list[tuple[str, str]]:
@@ -71,4 +85,7 @@ class LoginThrottle:
 
     async def succeeded(self, name: str) -> None:
         self.logins.labels("ok").inc()
-        await self.cache.delete(_key("name", name))
+        if self.limits["name"] > 0:
+            await self.store.clear_login_failures(
+                _scope("name", name), now_ms(), window_s=self.window_s
+            )

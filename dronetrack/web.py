@@ -86,9 +86,40 @@ def instrument(app: web.Application) -> None:
             metrics.answered(request, status, time.perf_counter() - start)
 
     app.middlewares.append(measure)
+    app.middlewares.append(http_errors_as_problems)
+    app.on_response_prepare.append(_no_sniffing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+
+
+@web.middleware
+async def http_errors_as_problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (no such path, method not allowed, body too large, ...) as
+    problem+json like every other error, instead of its plain-text bodies."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/problem+json":
+            raise
+        response = problem(exc.status, exc.reason)
+        for name, value in exc.headers.items():
+            if name not in ("Content-Type", "Content-Length"):
+                response.headers[name] = value
+        return response
+    # A static route answers a missing file with an empty 404 only when it sends the response:
+    # look first (FileResponse keeps the path it was given in _path).
+    if isinstance(response, web.FileResponse) and not await asyncio.to_thread(
+        response._path.is_file
+    ):
+        return problem(404, "Not Found")
+    return response
+
+
+async def _no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+    """Browsers take every response as the type it says it is (a JSON body is never run as
+    HTML or script, whatever it holds)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -30,7 +30,7 @@ from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement
 from cassandra.util import Date
 
-from tests.cql_model import Table, conditions, parse_table
+from tests.cql_model import Table, add_column, conditions, parse_table
 
 PROTOCOL = 4
 _TYPES: dict[str, Any] = {
@@ -227,6 +227,8 @@ class StandinCluster:
                     self.tables[table.name] = table
                     ttl = re.search(r"default_time_to_live = (\d+)", table.options)
                     self.ttl[table.name] = int(ttl[1]) if ttl else 0
+            elif re.match(r"ALTER TABLE \w+ ADD ", text):
+                add_column(self.tables, text)
             elif text.startswith("ALTER TABLE"):
                 m = re.match(r"ALTER TABLE (\w+) WITH default_time_to_live = (\d+)", text)
                 assert m, text

@@ -76,6 +76,21 @@ def parse_table(statement: str) -> Table:
     return Table(m[1], columns, partition, clustering, order, options)
 
 
+def add_column(tables: dict[str, Table], statement: str) -> None:
+    """Apply ``ALTER TABLE t ADD c type`` as Cassandra 4.0 takes it: no COLUMN keyword, no
+    IF NOT EXISTS (5.0 only), and an existing column is refused."""
+    m = re.fullmatch(r"ALTER TABLE (\w+) ADD (\w+) (\w+(?:<\w+>)?)", statement)
+    assert m, f"not an ALTER TABLE ... ADD that Cassandra 4.0 takes: {statement}"
+    table = tables[m[1]]
+    if m[2] in table.columns:
+        from cassandra import InvalidRequest
+
+        raise InvalidRequest(
+            f"Invalid column name {m[2]} because it conflicts with an existing column"
+        )
+    table.columns[m[2]] = m[3]
+
+
 def conditions(where: str) -> list[tuple[str, str]]:
     result = []
     for cond in re.split(r"\s+AND\s+", where.strip()):

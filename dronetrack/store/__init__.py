@@ -8,7 +8,7 @@ Every read names the fleet, so one fleet never sees another's rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -78,12 +78,26 @@ class FleetStats(msgspec.Struct, kw_only=True):
 
 
 class User(msgspec.Struct, kw_only=True):
-    """A dashboard user. ``password_hash`` is a memory-hard KDF's encoded output."""
+    """A dashboard user. ``password_hash`` is a memory-hard KDF's encoded output.
+    ``sessions_valid_after`` (epoch ms) voids every session issued at or before it: signing out
+    sets it, so no copy of a signed-out cookie works, on any replica, after any cache loss."""
 
     name: str
     password_hash: str
     fleets: list[str]
     disabled: bool = False
+    sessions_valid_after: int = 0
+
+
+def failures_since_clearing(events: Iterable[tuple[int, bool]]) -> list[int]:
+    """The failure times of (time, cleared) login events read newest first, up to the first
+    clearing: what ``Store.login_failures`` returns, in one place for every adapter."""
+    found = []
+    for at, cleared in events:
+        if cleared:
+            break
+        found.append(at)
+    return found
 
 
 class StoreError(RuntimeError):
@@ -180,6 +194,21 @@ class Store(Protocol):
 
     async def disable_user(self, name: str) -> bool:
         """Refuse the user's logins from now on; False if there is no such user."""
+
+    async def end_sessions(self, name: str, at_ms: int) -> bool:
+        """Void the user's sessions issued at or before ``at_ms`` (the latest such time wins,
+        whatever order calls arrive in; ``put_user`` keeps it); False if there is no such user."""
+
+    # -- failed logins (security state: durable, unlike the cache) ---------------------------
+    async def note_login_failure(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        """Record a failed login in ``scope`` (e.g. a hashed name), kept for ``window_s``."""
+
+    async def clear_login_failures(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        """Forget ``scope``'s failures up to ``at_ms`` (a successful login)."""
+
+    async def login_failures(self, scope: str, *, since_ms: int, limit: int) -> list[int]:
+        """Times (epoch ms, newest first) of at most ``limit`` failures in ``scope`` after
+        ``since_ms`` and after its last clearing."""
 
     # -- retention --------------------------------------------------------------------------
     async def purge_expired(self) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import calendar
 import contextlib
 import datetime as dt
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from dronetrack.store import (
     TrackPoint,
     User,
     cql,
+    failures_since_clearing,
     migrations,
 )
 from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
@@ -486,6 +488,28 @@ class CassandraStore:
         await self._write(self._statement("disable_user", (cql.USERS_DIRECTORY, name)))
         return True
 
+    async def end_sessions(self, name: str, at_ms: int) -> bool:
+        if await self.get_user(name) is None:  # an UPDATE would make a row of the name alone
+            return False
+        params = (at_ms * 1000, at_ms, cql.USERS_DIRECTORY, name)
+        await self._write(self._statement("end_sessions", params))
+        return True
+
+    async def note_login_failure(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        await self._login_event(scope, at_ms, window_s, cleared=False)
+
+    async def clear_login_failures(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        await self._login_event(scope, at_ms, window_s, cleared=True)
+
+    async def _login_event(self, scope: str, at_ms: int, window_s: int, *, cleared: bool) -> None:
+        # A TTL of 0 would keep the row for ever.
+        params = (scope, at_ms, uuid.uuid4().hex, cleared, max(1, window_s))
+        await self._write(self._statement("login_event", params))
+
+    async def login_failures(self, scope: str, *, since_ms: int, limit: int) -> list[int]:
+        rows = await self._query("login_events", (scope, since_ms, limit), limit=limit)
+        return failures_since_clearing((to_ms(r.at), bool(r.cleared)) for r in rows)
+
     async def purge_expired(self) -> int:
         """Cassandra expires rows by TTL itself."""
         return 0
@@ -521,4 +545,5 @@ def _user(row: Any) -> User:
         password_hash=row.password_hash,
         fleets=sorted(row.fleets or ()),
         disabled=bool(row.disabled),
+        sessions_valid_after=_opt_ms(row.sessions_valid_after) or 0,
     )

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from cassandra import InvalidRequest
+
 from dronetrack.settings import PREFIX, Settings, SettingsError
 from dronetrack.store import Retention, cql, migrations
 from dronetrack.store.cassandra_cluster import build_cluster, connect
@@ -114,6 +116,18 @@ def _execute(session: Any, name: str, params: tuple[Any, ...]) -> Any:
     return session.execute(session.prepare(cql.STATEMENTS[name]), params)
 
 
+def _apply(session: Any, statement: str) -> None:
+    """Run a schema statement; a column an earlier, interrupted run already added counts as
+    added (Cassandra 4.0 has no ALTER TABLE ... ADD IF NOT EXISTS)."""
+    try:
+        session.execute(statement)
+    except InvalidRequest as exc:
+        if not (
+            statement.startswith("ALTER TABLE") and "conflicts with an existing column" in str(exc)
+        ):
+            raise
+
+
 def schema_version(session: Any) -> int:
     row = _execute(session, "schema_version", (cql.MIGRATION_SCOPE,)).one()
     return int(row.version) if row else 0
@@ -133,7 +147,7 @@ def migrate(settings: Settings) -> tuple[int, int]:
         before = schema_version(session)
         for migration in migrations.load("cassandra")[before:]:
             for statement in migration.statements(template_params(retention)):
-                session.execute(statement)
+                _apply(session, statement)
             _execute(
                 session,
                 "record_migration",

@@ -15,6 +15,8 @@ _TRACK_COLUMNS = "ts, lat, lon, alt_m, speed_mps, heading_deg, battery_pct, seq"
 _ALERT_VALUES = "drone_id, type, severity, detail, cleared_at, acknowledged_at, acknowledged_by"
 _STATS_COLUMNS = "minute, drones_active, drones_in_flight, battery_mean, battery_min, alerts_raised"
 _USER_COLUMNS = "name, password_hash, fleets, disabled"
+# put_user leaves sessions_valid_after alone: a new password keeps a sign-out in force.
+_USER_READ = f"{_USER_COLUMNS}, sessions_valid_after"
 
 # Statements the migration runner needs before any migration has run.
 CREATE_MIGRATIONS_TABLE: Final = (
@@ -101,7 +103,17 @@ STATEMENTS: Final[dict[str, str]] = {
     ),
     # -- users -----------------------------------------------------------------------------
     "put_user": (f"INSERT INTO users (directory, {_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"),
-    "user": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ? AND name = ?",
-    "users": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ?",
+    "user": f"SELECT {_USER_READ} FROM users WHERE directory = ? AND name = ?",
+    "users": f"SELECT {_USER_READ} FROM users WHERE directory = ?",
     "disable_user": "UPDATE users SET disabled = true WHERE directory = ? AND name = ?",
+    # The write time is the sign-out's own (µs), so the latest sign-out wins in any order.
+    "end_sessions": (
+        "UPDATE users USING TIMESTAMP ? SET sessions_valid_after = ?"
+        " WHERE directory = ? AND name = ?"
+    ),
+    # -- failed logins ---------------------------------------------------------------------
+    "login_event": (
+        "INSERT INTO login_failures (scope, at, id, cleared) VALUES (?, ?, ?, ?) USING TTL ?"
+    ),
+    "login_events": "SELECT at, cleared FROM login_failures WHERE scope = ? AND at > ? LIMIT ?",
 }

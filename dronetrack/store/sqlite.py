@@ -12,6 +12,7 @@ import asyncio
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,15 @@ from msgspec.structs import astuple
 
 from dronetrack.record import Telemetry, is_newer
 from dronetrack.settings import Settings
-from dronetrack.store import Alert, FleetStats, Retention, TrackPoint, User, migrations
+from dronetrack.store import (
+    Alert,
+    FleetStats,
+    Retention,
+    TrackPoint,
+    User,
+    failures_since_clearing,
+    migrations,
+)
 
 T = TypeVar("T")
 
@@ -280,11 +289,14 @@ class SqliteStore:
         return [FleetStats(**_present(r)) for r in rows]
 
     async def put_user(self, user: User) -> None:
+        # An upsert, not INSERT OR REPLACE: a new password or new fleets keep the sessions'
+        # validity (a sign-out before it stays in force).
         row = (user.name, user.password_hash, json.dumps(user.fleets), int(user.disabled))
         await self._run(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO users (name, password_hash, fleets, disabled)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO users (name, password_hash, fleets, disabled) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,"
+                " fleets = excluded.fleets, disabled = excluded.disabled",
                 row,
             )
         )
@@ -305,8 +317,46 @@ class SqliteStore:
         )
         return changed > 0
 
+    async def end_sessions(self, name: str, at_ms: int) -> bool:
+        changed = await self._run(
+            lambda db: (
+                db.execute(
+                    "UPDATE users SET sessions_valid_after = max(sessions_valid_after, ?)"
+                    " WHERE name = ?",
+                    (at_ms, name),
+                ).rowcount
+            )
+        )
+        return changed > 0
 
-_USER_SELECT = "SELECT name, password_hash, fleets, disabled FROM users"
+    async def note_login_failure(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        await self._login_event(scope, at_ms, window_s, cleared=False)
+
+    async def clear_login_failures(self, scope: str, at_ms: int, *, window_s: int) -> None:
+        await self._login_event(scope, at_ms, window_s, cleared=True)
+
+    async def _login_event(self, scope: str, at_ms: int, window_s: int, *, cleared: bool) -> None:
+        row = (scope, at_ms, uuid.uuid4().hex, int(cleared), at_ms + window_s * 1000)
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO login_failures (scope, at, id, cleared, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    async def login_failures(self, scope: str, *, since_ms: int, limit: int) -> list[int]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT at, cleared FROM login_failures WHERE scope = ? AND at > ?"
+                " ORDER BY at DESC LIMIT ?",
+                (scope, since_ms, limit),
+            ).fetchall()
+        )
+        return failures_since_clearing((r["at"], bool(r["cleared"])) for r in rows)
+
+
+_USER_SELECT = "SELECT name, password_hash, fleets, disabled, sessions_valid_after FROM users"
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -315,6 +365,7 @@ def _user(row: sqlite3.Row) -> User:
         password_hash=row["password_hash"],
         fleets=json.loads(row["fleets"]),
         disabled=bool(row["disabled"]),
+        sessions_valid_after=row["sessions_valid_after"],
     )
 
 
@@ -343,7 +394,7 @@ def _purge(db: sqlite3.Connection, now_ms: int) -> int:
     deleted = 0
     with db:
         db.execute("BEGIN")
-        for table in ("track_points", "alerts", "fleet_stats"):
+        for table in ("track_points", "alerts", "fleet_stats", "login_failures"):
             deleted += db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now_ms,)).rowcount
     return deleted
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from dronetrack.record import Telemetry
@@ -344,3 +345,60 @@ async def test_users_can_be_listed_and_disabled(store: Store) -> None:
     assert bob.disabled
     assert [u.disabled for u in await store.list_users()] == [False, True]
     assert await store.get_user("zed") is None
+
+
+async def test_ending_a_users_sessions_is_kept_and_survives_a_new_password(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    await store.put_user(User(name="ada", password_hash="$argon2id$1", fleets=["f1"]))
+    assert (await store.get_user("ada")) == User(
+        name="ada", password_hash="$argon2id$1", fleets=["f1"], sessions_valid_after=0
+    )
+    assert await store.end_sessions("ada", T0 + 5_000) is True
+    assert await store.end_sessions("zed", T0) is False
+    assert await store.get_user("zed") is None, "ending an unknown user's sessions makes no user"
+    assert await store.end_sessions("ada", T0 + 1_000) is True, "an earlier end arriving late"
+    other = await store_factory()  # another process, as the other replicas are
+    ada = await other.get_user("ada")
+    assert ada is not None
+    assert ada.sessions_valid_after == T0 + 5_000, "the latest end wins, whatever the order"
+    await other.put_user(User(name="ada", password_hash="$argon2id$2", fleets=["f1", "f2"]))
+    ada = await store.get_user("ada")
+    assert ada == User(
+        name="ada",
+        password_hash="$argon2id$2",
+        fleets=["f1", "f2"],
+        sessions_valid_after=T0 + 5_000,
+    ), "a new password or new fleets do not bring ended sessions back"
+    assert [u.sessions_valid_after for u in await store.list_users()] == [T0 + 5_000]
+
+
+async def test_login_failures_are_counted_in_a_window_until_cleared(store: Store) -> None:
+    # Times relative to the clock: Cassandra expires them by TTL from their writing.
+    now = time.time_ns() // 1_000_000
+    for i in range(4):
+        await store.note_login_failure("name:ada", now - 4_000 + i * 1_000, window_s=60)
+    await store.note_login_failure("name:bob", now - 500, window_s=60)
+    assert await store.login_failures("name:ada", since_ms=now - 60_000, limit=10) == [
+        now - 1_000,
+        now - 2_000,
+        now - 3_000,
+        now - 4_000,
+    ], "newest first"
+    assert await store.login_failures("name:ada", since_ms=now - 60_000, limit=2) == [
+        now - 1_000,
+        now - 2_000,
+    ]
+    assert await store.login_failures("name:ada", since_ms=now - 2_500, limit=10) == [
+        now - 1_000,
+        now - 2_000,
+    ], "only those inside the window"
+    assert await store.login_failures("name:nobody", since_ms=0, limit=10) == []
+    await store.clear_login_failures("name:ada", now - 100, window_s=60)
+    assert await store.login_failures("name:ada", since_ms=now - 60_000, limit=10) == []
+    await store.note_login_failure("name:ada", now, window_s=60)
+    assert await store.login_failures("name:ada", since_ms=now - 60_000, limit=10) == [now]
+    assert await store.login_failures("name:bob", since_ms=now - 60_000, limit=10) == [now - 500], (
+        "other scopes are not cleared"
+    )

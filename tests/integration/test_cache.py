@@ -190,39 +190,3 @@ async def _clear_keys(k: str) -> None:
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def test_a_counter_counts_within_its_window_and_starts_over_after_it(cache: Cache) -> None:
-    k = key()
-    assert await cache.counted(k) == (0, 0)
-    assert [await cache.count(k, 60_000) for _ in range(3)] == [1, 2, 3]
-    count, left_ms = await cache.counted(k)
-    assert count == 3
-    assert 0 < left_ms <= 60_000, "the window started with the first count, not the last"
-    await cache.delete(k)
-    assert await cache.counted(k) == (0, 0)
-
-    short = key()
-    await cache.count(short, 50)
-
-    async def over() -> bool:
-        return await cache.counted(short) == (0, 0)
-
-    await eventually(over, what="the 50 ms window to end")
-    await cache.count(short, 60_000)
-    assert (await cache.counted(short))[0] == 1
-
-
-async def test_a_fresh_enough_reading_spares_redis_but_not_this_processs_own_count() -> None:
-    one, two = (Cache(RedisBackend(REDIS_URL), CollectorRegistry()) for _ in range(2))
-    k = key()
-    try:
-        assert await one.counted(k, fresh_ms=60_000) == (0, 0)
-        await one.count(k, 60_000)
-        assert (await one.counted(k, fresh_ms=60_000))[0] == 1, "its own count, at once"
-        await two.count(k, 60_000)
-        assert (await one.counted(k, fresh_ms=60_000))[0] == 1, "another's: once fresh_ms ends"
-        assert (await one.counted(k))[0] == 2
-    finally:
-        await one.close()
-        await two.close()

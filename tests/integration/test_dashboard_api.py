@@ -353,3 +353,26 @@ async def test_openapi_document_is_public(dashboard: Dashboard) -> None:
         doc = await r.json()
     assert doc["openapi"].startswith("3.")
     assert "Telemetry" in doc["components"]["schemas"]
+
+
+def test_the_document_says_what_the_server_does() -> None:
+    paths = document()["paths"]
+    replay = {p["name"]: p for p in paths["/api/replay"]["get"]["parameters"]}
+    assert (replay["since"]["required"], replay["until"]["required"]) == (True, True)
+    assert replay["since"]["schema"] == {
+        "anyOf": [
+            {"type": "integer", "minimum": -62_135_596_800_000, "maximum": 253_402_300_799_999},
+            {"type": "string", "format": "date-time"},
+        ]
+    }
+    login = paths["/api/login"]["post"]
+    assert set(login["responses"]) == {"200", "400", "401", "403", "415", "429"}
+    assert login["requestBody"]["content"]["application/json"]["schema"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+        "required": ["name", "password"],
+        "additionalProperties": False,
+    }
+    logout = paths["/api/logout"]["post"]
+    assert set(logout["responses"]) == {"200", "401", "403"}
+    assert [p["name"] for p in logout["parameters"]] == ["X-CSRF-Token"]

@@ -46,3 +46,23 @@ async def test_the_adapter_refuses_an_unmigrated_keyspace(cluster: StandinCluste
     await store.open()
     await store.ping()
     await store.close()
+
+
+def test_a_migration_interrupted_after_adding_a_column_completes_on_the_next_run(
+    cluster: StandinCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v2 adds a column (no IF NOT EXISTS before Cassandra 5.0): a run that added it but died
+    before recording v2 must not leave `db migrate` failing for ever."""
+    recorded = cassandra_schema._execute
+
+    def die_recording_v2(session: object, name: str, params: tuple[object, ...]) -> object:
+        if name == "record_migration" and params[1] == 2:
+            raise ConnectionError("the migration job was killed")
+        return recorded(session, name, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cassandra_schema, "_execute", die_recording_v2)
+    with pytest.raises(ConnectionError):
+        cassandra_schema.migrate(SETTINGS)
+    assert "sessions_valid_after" in cluster.tables["users"].columns
+    monkeypatch.setattr(cassandra_schema, "_execute", recorded)
+    assert cassandra_schema.migrate(SETTINGS) == (1, migrations.latest_version("cassandra"))

@@ -19,7 +19,7 @@ from dronetrack.store.cassandra_schema import (
     retention_cql,
     template_params,
 )
-from tests.cql_model import Table, conditions, parse_table, split_top
+from tests.cql_model import Table, add_column, conditions, parse_table, split_top
 
 RETENTION = Retention(track_s=604_800, alerts_s=7_776_000, stats_s=7_776_000)
 TIME_SERIES = {"track_points", "fleet_stats"}
@@ -35,6 +35,8 @@ def tables() -> dict[str, Table]:
             t = parse_table(s)
             assert t.name not in found, f"{t.name} created twice"
             found[t.name] = t
+        elif s.startswith("ALTER TABLE"):
+            add_column(found, s)
     return found
 
 
