@@ -28,6 +28,7 @@ from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from dronetrack.store import (
     Alert,
+    Channel,
     FleetStats,
     Retention,
     SchemaOutdated,
@@ -484,6 +485,43 @@ class CassandraStore:
         if await self.get_user(name) is None:
             return False
         await self._write(self._statement("disable_user", (cql.USERS_DIRECTORY, name)))
+        return True
+
+    # -- notification channels --------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> None:
+        params = (
+            channel.fleet,
+            channel.channel_id,
+            channel.kind,
+            channel.target,
+            channel.format,
+            channel.secret_box,
+            set(channel.alert_types),
+            set(channel.severities),
+            channel.created_at,
+        )
+        await self._write(self._statement("put_channel", params))
+
+    async def channels(self, fleet: str) -> list[Channel]:
+        return [
+            Channel(
+                fleet=fleet,
+                channel_id=r.channel_id,
+                kind=r.kind,
+                target=r.target,
+                format=r.format,
+                secret_box=r.secret_box or "",
+                alert_types=sorted(r.alert_types or ()),
+                severities=sorted(r.severities or ()),
+                created_at=to_ms(r.created_at),
+            )
+            for r in await self._query("channels", (fleet,))
+        ]
+
+    async def remove_channel(self, fleet: str, channel_id: str) -> bool:
+        if not await self._query("channel", (fleet, channel_id)):
+            return False
+        await self._write(self._statement("remove_channel", (fleet, channel_id)))
         return True
 
     async def purge_expired(self) -> int:

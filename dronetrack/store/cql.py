@@ -3,8 +3,9 @@ check each against the tables of the migration files (full partition key restric
 order respected, no ALLOW FILTERING, idempotent writes) without a cluster.
 
 All statements are idempotent and prepared as such: no counters, no list appends, no
-lightweight transactions. ``USING TIMESTAMP`` makes two kinds of write order-independent:
-latest state (event time wins) and acknowledgements (the earliest wins).
+lightweight transactions; a DELETE removes one whole row (idempotent too). ``USING TIMESTAMP``
+makes two kinds of write order-independent: latest state (event time wins) and
+acknowledgements (the earliest wins).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ _TRACK_COLUMNS = "ts, lat, lon, alt_m, speed_mps, heading_deg, battery_pct, seq"
 _ALERT_VALUES = "drone_id, type, severity, detail, cleared_at, acknowledged_at, acknowledged_by"
 _STATS_COLUMNS = "minute, drones_active, drones_in_flight, battery_mean, battery_min, alerts_raised"
 _USER_COLUMNS = "name, password_hash, fleets, disabled"
+_CHANNEL_COLUMNS = (
+    "channel_id, kind, target, format, secret_box, alert_types, severities, created_at"
+)
 
 # Statements the migration runner needs before any migration has run.
 CREATE_MIGRATIONS_TABLE: Final = (
@@ -104,4 +108,12 @@ STATEMENTS: Final[dict[str, str]] = {
     "user": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ? AND name = ?",
     "users": f"SELECT {_USER_COLUMNS} FROM users WHERE directory = ?",
     "disable_user": "UPDATE users SET disabled = true WHERE directory = ? AND name = ?",
+    # -- notification channels (one partition per fleet) -------------------------------------
+    "put_channel": (
+        f"INSERT INTO notify_channels (fleet, {_CHANNEL_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "channels": f"SELECT {_CHANNEL_COLUMNS} FROM notify_channels WHERE fleet = ?",
+    "channel": "SELECT kind FROM notify_channels WHERE fleet = ? AND channel_id = ?",
+    "remove_channel": "DELETE FROM notify_channels WHERE fleet = ? AND channel_id = ?",
 }
