@@ -21,6 +21,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
@@ -209,6 +210,15 @@ async def test_a_webhook_gets_each_event_signed_and_in_order(notify_settings: Se
         async with notifier(notify_settings):
             await publish(notify_settings, alert(fleet, 1), alert(fleet, 1, "cleared"))
             await eventually(lambda: _n(r.effects, 2), what="two deliveries")
+            base = f"http://127.0.0.1:{notify_settings.notify_port}"
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{base}/readyz") as response:
+                    assert response.status == 200
+                async with http.get(f"{base}/metrics") as response:
+                    metrics = await response.text()
+        assert 'notifier_deliveries_total{kind="webhook",outcome="delivered"} 2.0' in metrics
+        assert 'notifier_deliveries_total{kind="email",outcome="dead_lettered"} 0.0' in metrics
+        assert 'notifier_alert_events_total{outcome="matched"} 2.0' in metrics
         assert r.bad_signatures == 0
         assert r.effects == [
             f"{fleet}/d1:battery_low:{T0 + 1000}/raised/ops",
