@@ -1,8 +1,11 @@
-"""The notifier's Prometheus metrics, every labelled series created at zero."""
+"""The notifier's Prometheus metrics, every labelled series created at zero. Only the event
+loop writes them, so they are the lock-free kind (dronetrack.loopmetrics)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+
+from dronetrack.loopmetrics import Counter, Histogram
 
 KINDS = ("webhook", "email")
 

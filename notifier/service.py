@@ -70,7 +70,8 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.http = aiohttp.ClientSession()
+        # One connection per busy channel at most (each sends one request at a time).
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1_000))
         self.producer = kafka.producer(self.settings)
         await self.producer.start()
         client = kafka.admin(self.settings)
