@@ -206,6 +206,8 @@ class Settings:
     notify_smtp_host: str = ""
     notify_smtp_port: int = 587
     notify_smtp_starttls: bool = True
+    # CA bundle to verify the SMTP relay's certificate with (empty: the system's).
+    notify_smtp_ca_file: str = ""
     notify_smtp_username: str = ""
     notify_smtp_password: str = _secret()
     notify_smtp_from: str = "dronetrack@localhost"

@@ -150,7 +150,8 @@ def _send_mail(settings: Settings, message: EmailMessage) -> None:
         settings.notify_smtp_host, settings.notify_smtp_port, timeout=settings.notify_timeout_s
     ) as smtp:
         if settings.notify_smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            cafile = settings.notify_smtp_ca_file or None
+            smtp.starttls(context=ssl.create_default_context(cafile=cafile))
         if settings.notify_smtp_username:
             smtp.login(settings.notify_smtp_username, settings.notify_smtp_password)
         smtp.send_message(message)

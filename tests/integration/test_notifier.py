@@ -434,3 +434,90 @@ async def test_notify_cli_adds_lists_tests_and_removes_a_channel(
         code, _, err = await cli("add", fleet, "Bad Id", "--email", "a@b.example")
         assert code == 1
         assert "channel id 'Bad Id'" in err
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as a relay with a private CA would have."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_mail_goes_over_starttls_with_the_configured_login(
+    notify_settings: Settings, tmp_path: Path
+) -> None:
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        logins.append((data.login, data.password))
+        return AuthResult(success=(data.login, data.password) == (b"alerts", b"pw-4f9a2c"))
+
+    box, port = Mailbox(), free_port()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        settings = notify_settings.replace(
+            notify_smtp_host="127.0.0.1",
+            notify_smtp_port=port,
+            notify_smtp_starttls=True,
+            notify_smtp_ca_file=str(cert),
+            notify_smtp_username="alerts",
+            notify_smtp_password="pw-4f9a2c",
+        )
+        fleet = fleet_name()
+        await add_channel(settings, fleet, "duty", "duty@example.com")
+        async with notifier(settings):
+            await publish(settings, alert(fleet, 7))
+            await eventually(lambda: _n(box.messages, 1), what="a mail over STARTTLS")
+    finally:
+        controller.stop()
+    assert logins == [(b"alerts", b"pw-4f9a2c")]
+    assert box.messages[0]["Idempotency-Key"] == f"{fleet}/d1:battery_low:{T0 + 7000}/raised/duty"
