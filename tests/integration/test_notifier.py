@@ -72,6 +72,8 @@ class Receiver:
         mode = self.mode.get(request.path, "ok")
         if mode == "500" or (mode == "fail-once" and self.requests[key] == 1):
             return web.Response(status=500)
+        if mode == "410":
+            return web.Response(status=410)
         if key not in self.effects:
             self.effects.append(key)
             self.bodies[key] = msgspec.json.decode(body)
@@ -521,3 +523,19 @@ async def test_mail_goes_over_starttls_with_the_configured_login(
         controller.stop()
     assert logins == [(b"alerts", b"pw-4f9a2c")]
     assert box.messages[0]["Idempotency-Key"] == f"{fleet}/d1:battery_low:{T0 + 7000}/raised/duty"
+
+
+async def test_a_refusal_that_can_never_succeed_is_dead_lettered_at_once(
+    notify_settings: Settings,
+) -> None:
+    fleet = fleet_name()
+    async with receiver() as r:
+        r.mode["/gone"] = "410"
+        await add_channel(notify_settings, fleet, "gone", f"{r.url}/gone")
+        async with notifier(notify_settings):
+            await publish(notify_settings, alert(fleet, 8))
+            [(_, headers)] = await eventually(
+                lambda: dead_letters(notify_settings, fleet), what="a dead letter"
+            )
+        assert r.requests[f"{fleet}/d1:battery_low:{T0 + 8000}/raised/gone"] == 1
+        assert (headers["dlq.reason"], headers["notify.attempts"]) == (b"HTTP 410", b"1")
