@@ -155,6 +155,12 @@ def _import_log(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if "refused" in skipped else 0
 
 
+def _notify(args: argparse.Namespace, settings: Settings) -> int:
+    from notifier.cli import notify_command
+
+    return notify_command(args, settings)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dronetrack", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -163,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--drones", type=int, help="size of the simulated fleet")
     run.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
 
-    for name in ("ingest", "streams", "dashboard"):
+    for name in ("ingest", "streams", "dashboard", "notifier"):
         sub.add_parser(name, help=f"run the {name} service alone")
 
     sim = sub.add_parser("simulate", help="fly a simulated fleet against an ingest service")
@@ -217,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
     from dronetrack import topicadmin
 
     topicadmin.add_parsers(sub)
+    from notifier import cli as notify_cli
+
+    notify_cli.add_parsers(sub)
     return p
 
 
@@ -230,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     # dronetrack run prints URLs and credentials for a person: its own log goes with the others.
     run_log = settings.log_dir / "run.log" if args.command == "run" else None
     logs.configure(args.command, settings.log_level, run_log)
-    if args.command in ("ingest", "streams", "dashboard"):
+    if args.command in ("ingest", "streams", "dashboard", "notifier"):
         return _service(args.command)
     from dronetrack import admin, topicadmin
 
@@ -245,5 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         "db": admin.db_command,
         "user": admin.user_command,
         "kafka": topicadmin.kafka_command,
+        "notify": _notify,
     }
     return handlers[args.command](args, settings)

@@ -185,6 +185,38 @@ class Settings:
     bridge_metrics_host: str = "127.0.0.1"
     bridge_metrics_port: int = 9109
 
+    # The notifier (docs/notifications.md): alert events to each fleet's webhooks and e-mail.
+    notify_host: str = "127.0.0.1"
+    notify_port: int = 6070
+    notify_group: str = "dronetrack-notifier"
+    # Where a new consumer group starts: "latest" (a first start does not replay the topic's
+    # history to the receivers) or "earliest".
+    notify_offset_reset: str = "latest"
+    # Fernet key (urlsafe base64 of 32 bytes) that seals webhook secrets in the store.
+    notify_secret_key: str = _secret()
+    # Attempts per event and channel before it goes to the dead-letter topic; the backoff
+    # between them doubles from the base up to the max, with full jitter.
+    notify_max_attempts: int = 8
+    notify_backoff_base_ms: int = 500
+    notify_backoff_max_ms: int = 60_000
+    notify_timeout_s: float = 10.0
+    # Per-channel rate cap (deliveries per second, 0: none) and burst.
+    notify_rate_per_s: float = 20.0
+    notify_rate_burst: int = 40
+    # Events waiting for one channel at most; past it they are dead-lettered at once, so a
+    # dead receiver never stops the consumer (and with it every other channel).
+    notify_channel_queue_max: int = 10_000
+    # How long a fleet's channels are taken from memory before the store is read again.
+    notify_channels_cache_s: float = 5.0
+    notify_smtp_host: str = ""
+    notify_smtp_port: int = 587
+    notify_smtp_starttls: bool = True
+    # CA bundle to verify the SMTP relay's certificate with (empty: the system's).
+    notify_smtp_ca_file: str = ""
+    notify_smtp_username: str = ""
+    notify_smtp_password: str = _secret()
+    notify_smtp_from: str = "dronetrack@localhost"
+
     sim_drones: int = 12
     sim_rate_hz: float = 1.0
     sim_ingest_url: str = "http://127.0.0.1:8080"

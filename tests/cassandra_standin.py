@@ -129,7 +129,18 @@ class StandinCluster:
         table = self.tables[_table_name(text)]
         if text.startswith("SELECT"):
             return self._select(text, table, bound)
+        if text.startswith("DELETE"):
+            return self._delete(text, table, bound)
         return self._write(text, table, bound)
+
+    def _delete(self, text: str, table: Table, bound: list[tuple[str, Any]]) -> list[Any]:
+        """A whole-row DELETE naming the full primary key (the only kind the adapter runs)."""
+        where = dict(bound)
+        assert set(where) == set(table.primary), f"DELETE must name the whole key: {text}"
+        partition = tuple(_key(where[c]) for c in table.partition)
+        clustering = tuple(_key(where[c]) for c in table.clustering)
+        self.data.get(table.name, {}).get(partition, {}).pop(clustering, None)
+        return []
 
     def _write(self, text: str, table: Table, bound: list[tuple[str, Any]]) -> list[Any]:
         now = time.time()

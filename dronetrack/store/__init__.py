@@ -100,6 +100,43 @@ def failures_since_clearing(events: Iterable[tuple[int, bool]]) -> list[int]:
     return found
 
 
+ChannelKind = Literal["webhook", "email"]
+ChannelFormat = Literal["json", "slack"]
+
+
+class Channel(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Where a fleet's alerts are delivered, and which of them (its rule): an alert goes to the
+    channel when its type is in ``alert_types`` and its severity in ``severities`` (an empty
+    list: any). ``secret_box`` is a webhook's signing secret encrypted under the notifier's key
+    (notifier/secrets.py): the store never holds it in clear, and ``public()`` (what listings
+    show) leaves it out."""
+
+    fleet: str
+    channel_id: str
+    kind: ChannelKind
+    target: str  # the URL of a webhook, the address of an e-mail channel
+    created_at: int  # epoch ms
+    format: ChannelFormat = "json"
+    secret_box: str = ""
+    alert_types: list[str] = msgspec.field(default_factory=list)
+    severities: list[str] = msgspec.field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Channel({self.fleet}/{self.channel_id} {self.kind} {self.target})"
+
+    def matches(self, type_: str, severity: str) -> bool:
+        return (not self.alert_types or type_ in self.alert_types) and (
+            not self.severities or severity in self.severities
+        )
+
+    def public(self) -> dict[str, object]:
+        """The channel as listings show it: everything but the secret."""
+        shown = msgspec.structs.asdict(self)
+        shown.pop("secret_box")
+        shown["signed"] = bool(self.secret_box)
+        return shown
+
+
 class StoreError(RuntimeError):
     """The store refused or failed an operation."""
 
@@ -209,6 +246,16 @@ class Store(Protocol):
     async def login_failures(self, scope: str, *, since_ms: int, limit: int) -> list[int]:
         """Times (epoch ms, newest first) of at most ``limit`` failures in ``scope`` after
         ``since_ms`` and after its last clearing."""
+
+    # -- notification channels --------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> None:
+        """Create or replace a channel (by fleet and channel id)."""
+
+    async def channels(self, fleet: str) -> list[Channel]:
+        """A fleet's channels, ordered by channel id."""
+
+    async def remove_channel(self, fleet: str, channel_id: str) -> bool:
+        """Delete a channel; False if there was none."""
 
     # -- retention --------------------------------------------------------------------------
     async def purge_expired(self) -> int:

@@ -29,6 +29,7 @@ from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from dronetrack.store import (
     Alert,
+    Channel,
     FleetStats,
     Retention,
     SchemaOutdated,
@@ -509,6 +510,43 @@ class CassandraStore:
     async def login_failures(self, scope: str, *, since_ms: int, limit: int) -> list[int]:
         rows = await self._query("login_events", (scope, since_ms, limit), limit=limit)
         return failures_since_clearing((to_ms(r.at), bool(r.cleared)) for r in rows)
+
+    # -- notification channels --------------------------------------------------------------
+    async def put_channel(self, channel: Channel) -> None:
+        params = (
+            channel.fleet,
+            channel.channel_id,
+            channel.kind,
+            channel.target,
+            channel.format,
+            channel.secret_box,
+            set(channel.alert_types),
+            set(channel.severities),
+            channel.created_at,
+        )
+        await self._write(self._statement("put_channel", params))
+
+    async def channels(self, fleet: str) -> list[Channel]:
+        return [
+            Channel(
+                fleet=fleet,
+                channel_id=r.channel_id,
+                kind=r.kind,
+                target=r.target,
+                format=r.format,
+                secret_box=r.secret_box or "",
+                alert_types=sorted(r.alert_types or ()),
+                severities=sorted(r.severities or ()),
+                created_at=to_ms(r.created_at),
+            )
+            for r in await self._query("channels", (fleet,))
+        ]
+
+    async def remove_channel(self, fleet: str, channel_id: str) -> bool:
+        if not await self._query("channel", (fleet, channel_id)):
+            return False
+        await self._write(self._statement("remove_channel", (fleet, channel_id)))
+        return True
 
     async def purge_expired(self) -> int:
         """Cassandra expires rows by TTL itself."""

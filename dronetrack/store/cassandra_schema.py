@@ -145,7 +145,7 @@ def migrate(settings: Settings) -> tuple[int, int]:
     try:
         session.execute(cql.CREATE_MIGRATIONS_TABLE)
         before = schema_version(session)
-        for migration in migrations.load("cassandra")[before:]:
+        for migration in migrations.pending("cassandra", before):
             for statement in migration.statements(template_params(retention)):
                 _apply(session, statement)
             _execute(

@@ -3,8 +3,9 @@ check each against the tables of the migration files (full partition key restric
 order respected, no ALLOW FILTERING, idempotent writes) without a cluster.
 
 All statements are idempotent and prepared as such: no counters, no list appends, no
-lightweight transactions. ``USING TIMESTAMP`` makes two kinds of write order-independent:
-latest state (event time wins) and acknowledgements (the earliest wins).
+lightweight transactions; a DELETE removes one whole row (idempotent too). ``USING TIMESTAMP``
+makes two kinds of write order-independent: latest state (event time wins) and
+acknowledgements (the earliest wins).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ _STATS_COLUMNS = "minute, drones_active, drones_in_flight, battery_mean, battery
 _USER_COLUMNS = "name, password_hash, fleets, disabled"
 # put_user leaves sessions_valid_after alone: a new password keeps a sign-out in force.
 _USER_READ = f"{_USER_COLUMNS}, sessions_valid_after"
+_CHANNEL_COLUMNS = (
+    "channel_id, kind, target, format, secret_box, alert_types, severities, created_at"
+)
 
 # Statements the migration runner needs before any migration has run.
 CREATE_MIGRATIONS_TABLE: Final = (
@@ -116,4 +120,12 @@ STATEMENTS: Final[dict[str, str]] = {
         "INSERT INTO login_failures (scope, at, id, cleared) VALUES (?, ?, ?, ?) USING TTL ?"
     ),
     "login_events": "SELECT at, cleared FROM login_failures WHERE scope = ? AND at > ? LIMIT ?",
+    # -- notification channels (one partition per fleet) -------------------------------------
+    "put_channel": (
+        f"INSERT INTO notify_channels (fleet, {_CHANNEL_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "channels": f"SELECT {_CHANNEL_COLUMNS} FROM notify_channels WHERE fleet = ?",
+    "channel": "SELECT kind FROM notify_channels WHERE fleet = ? AND channel_id = ?",
+    "remove_channel": "DELETE FROM notify_channels WHERE fleet = ? AND channel_id = ?",
 }

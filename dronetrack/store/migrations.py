@@ -2,10 +2,14 @@
 
 A file is named ``NNNN_what.sql`` / ``NNNN_what.cql``; its number is the schema version it brings
 the store to. Files are applied in order and never edited once released: a change is a new file.
+Numbers must be unique and increasing but may leave gaps (a number is reserved when a change is
+planned, so 0005 may be released before 0003): a store applies every file numbered above its
+version, so a reserved number must be released before any store passes it.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections.abc import Mapping
@@ -36,14 +40,27 @@ def load(kind: Kind) -> list[Migration]:
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text()))
     found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"{kind} migrations must be numbered 1..n without gaps: {versions}")
+    check_versions(kind, [m.version for m in found])
     return found
 
 
+def check_versions(kind: Kind, versions: list[int]) -> None:
+    """Numbers start at 1 and never repeat (gaps are allowed)."""
+    for a, b in itertools.pairwise(versions):
+        if a == b:
+            raise RuntimeError(f"{kind} migrations: version {a} is used twice: {versions}")
+    if versions and versions[0] != 1:
+        raise RuntimeError(f"{kind} migrations must start at 0001: {versions}")
+
+
+def pending(kind: Kind, version: int) -> list[Migration]:
+    """The migrations a store at ``version`` still needs, oldest first."""
+    return [m for m in load(kind) if m.version > version]
+
+
 def latest_version(kind: Kind) -> int:
-    return len(load(kind))
+    found = load(kind)
+    return found[-1].version if found else 0
 
 
 def split_statements(text: str) -> list[str]:

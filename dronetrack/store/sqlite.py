@@ -25,6 +25,7 @@ from dronetrack.record import Telemetry, is_newer
 from dronetrack.settings import Settings
 from dronetrack.store import (
     Alert,
+    Channel,
     FleetStats,
     Retention,
     TrackPoint,
@@ -355,8 +356,48 @@ class SqliteStore:
         )
         return failures_since_clearing((r["at"], bool(r["cleared"])) for r in rows)
 
+    async def put_channel(self, channel: Channel) -> None:
+        row = {
+            **msgspec.structs.asdict(channel),
+            "alert_types": json.dumps(sorted(channel.alert_types)),
+            "severities": json.dumps(sorted(channel.severities)),
+        }
+        await self._transaction([(_PUT_CHANNEL, [row])])
+
+    async def channels(self, fleet: str) -> list[Channel]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"{_CHANNEL_SELECT} WHERE fleet = ? ORDER BY channel_id", (fleet,)
+            ).fetchall()
+        )
+        return [_channel(r) for r in rows]
+
+    async def remove_channel(self, fleet: str, channel_id: str) -> bool:
+        removed = await self._run(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM notify_channels WHERE fleet = ? AND channel_id = ?",
+                    (fleet, channel_id),
+                ).rowcount
+            )
+        )
+        return removed > 0
+
 
 _USER_SELECT = "SELECT name, password_hash, fleets, disabled, sessions_valid_after FROM users"
+_CHANNEL_COLUMNS = [f.name for f in msgspec.structs.fields(Channel)]
+_CHANNEL_SELECT = f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM notify_channels"
+_PUT_CHANNEL = f"""
+INSERT OR REPLACE INTO notify_channels ({", ".join(_CHANNEL_COLUMNS)})
+VALUES ({_placeholders(_CHANNEL_COLUMNS)})
+"""
+
+
+def _channel(row: sqlite3.Row) -> Channel:
+    fields = _present(row)
+    fields["alert_types"] = json.loads(row["alert_types"])
+    fields["severities"] = json.loads(row["severities"])
+    return Channel(**fields)
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -374,15 +415,17 @@ def migrate(db: sqlite3.Connection) -> tuple[int, int]:
 
     ``PRAGMA user_version`` holds the version. The write lock is taken before it is read, so two
     processes opening the same file at once cannot both apply a migration."""
-    pending = migrations.load("sqlite")
+    found = migrations.load("sqlite")
     with db:
         db.execute("BEGIN IMMEDIATE")
         before: int = db.execute("PRAGMA user_version").fetchone()[0]
-        for migration in pending[before:]:
-            for statement in migration.statements():
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {len(pending)}")
-    return before, max(before, len(pending))
+        for migration in found:
+            if migration.version > before:
+                for statement in migration.statements():
+                    db.execute(statement)
+        after = max(before, found[-1].version if found else 0)
+        db.execute(f"PRAGMA user_version = {after}")
+    return before, after
 
 
 def schema_version(db: sqlite3.Connection) -> int:

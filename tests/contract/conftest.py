@@ -32,6 +32,7 @@ CASSANDRA_TABLES = (
     "alerts_by_drone",
     "fleet_stats",
     "users",
+    "notify_channels",
 )
 
 

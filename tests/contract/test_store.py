@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from dronetrack.record import Telemetry
-from dronetrack.store import Alert, FleetStats, Retention, Store, User, alert_id
+from dronetrack.store import Alert, Channel, FleetStats, Retention, Store, User, alert_id
 from tests.contract.conftest import StoreFactory
 from tests.integration.conftest import eventually
 
@@ -402,3 +402,59 @@ async def test_login_failures_are_counted_in_a_window_until_cleared(store: Store
     assert await store.login_failures("name:bob", since_ms=now - 60_000, limit=10) == [now - 500], (
         "other scopes are not cleared"
     )
+
+
+def channel(fleet: str = "f1", channel_id: str = "ops", **over: Any) -> Channel:
+    fields: dict[str, Any] = {
+        "fleet": fleet,
+        "channel_id": channel_id,
+        "kind": "webhook",
+        "target": "https://hooks.example.com/dronetrack",
+        "created_at": T0,
+        "format": "json",
+        "secret_box": "gAAAAB-ciphertext",
+        "alert_types": ["battery_critical", "link_lost"],
+        "severities": ["critical"],
+    }
+    return Channel(**{**fields, **over})
+
+
+async def test_notification_channels_round_trip_per_fleet(store: Store) -> None:
+    ops = channel()
+    mail = channel(
+        channel_id="duty-mail",
+        kind="email",
+        target="duty@example.com",
+        secret_box="",
+        alert_types=[],
+        severities=[],
+    )
+    other = channel(fleet="f2", channel_id="ops", target="https://f2.example.com/hook")
+    for c in (ops, mail, other):
+        await store.put_channel(c)
+    assert await store.channels("f1") == [mail, ops]
+    assert await store.channels("f2") == [other]
+    assert await store.channels("f3") == []
+
+
+async def test_a_channel_is_replaced_by_id_and_removed(store: Store) -> None:
+    await store.put_channel(channel())
+    replaced = channel(target="https://hooks.example.com/v2", severities=["warning", "critical"])
+    await store.put_channel(replaced)
+    [found] = await store.channels("f1")
+    assert found.target == "https://hooks.example.com/v2"
+    assert found.severities == ["critical", "warning"]
+    assert await store.remove_channel("f1", "ops") is True
+    assert await store.remove_channel("f1", "ops") is False
+    assert await store.remove_channel("f2", "nope") is False
+    assert await store.channels("f1") == []
+
+
+async def test_channel_listings_never_show_the_secret(store: Store) -> None:
+    await store.put_channel(channel())
+    [found] = await store.channels("f1")
+    assert found.secret_box == "gAAAAB-ciphertext", "the notifier needs the sealed secret"
+    shown = found.public()
+    assert "secret_box" not in shown
+    assert shown["signed"] is True
+    assert "ciphertext" not in repr(found)

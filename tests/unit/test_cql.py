@@ -79,10 +79,24 @@ def select_parts(statement: str) -> re.Match[str]:
 SELECTS = {n: s for n, s in cql.STATEMENTS.items() if s.startswith("SELECT")}
 INSERTS = {n: s for n, s in cql.STATEMENTS.items() if s.startswith("INSERT")}
 UPDATES = {n: s for n, s in cql.STATEMENTS.items() if s.startswith("UPDATE")}
+DELETES = {n: s for n, s in cql.STATEMENTS.items() if s.startswith("DELETE")}
 
 
-def test_every_statement_is_a_select_insert_or_update() -> None:
-    assert set(cql.STATEMENTS) == set(SELECTS) | set(INSERTS) | set(UPDATES)
+def test_every_statement_is_a_select_insert_update_or_delete() -> None:
+    assert set(cql.STATEMENTS) == set(SELECTS) | set(INSERTS) | set(UPDATES) | set(DELETES)
+
+
+@pytest.mark.parametrize("name", sorted(DELETES))
+def test_deletes_remove_one_whole_row_by_its_primary_key(name: str) -> None:
+    m = re.fullmatch(r"DELETE FROM (\w+) WHERE (.+)", DELETES[name])
+    assert m, f"not a DELETE this test understands (whole rows only): {DELETES[name]}"
+    table = TABLES[m[1]]
+    conds = conditions(m[2])
+    assert sorted(c for c, _ in conds) == sorted(table.primary), (
+        f"{name}: a DELETE must name the whole primary key of {table.name} (no range tombstones)"
+    )
+    assert {op for _, op in conds} == {"="}
+    assert table.name not in TIME_SERIES, "time series expire by TTL, never by DELETE"
 
 
 @pytest.mark.parametrize("name", sorted(cql.STATEMENTS))

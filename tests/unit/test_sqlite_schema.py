@@ -6,14 +6,47 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from dronetrack.store import migrations
 from dronetrack.store.sqlite import SqliteStore, migrate, schema_version
 
 
-def test_migrations_are_numbered_from_one_without_gaps() -> None:
+def test_migrations_are_numbered_uniquely_in_order_from_one() -> None:
     for kind in ("sqlite", "cassandra"):
         found = migrations.load(kind)  # type: ignore[arg-type]
-        assert [m.version for m in found] == list(range(1, len(found) + 1))
+        versions = [m.version for m in found]
+        assert versions[0] == 1
+        assert versions == sorted(set(versions))
+        assert migrations.latest_version(kind) == versions[-1]  # type: ignore[arg-type]
+
+
+def test_a_gap_in_the_numbers_is_allowed_and_applied_by_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers are reserved as changes are planned, so 0005 may land before 0003."""
+    fake = [
+        migrations.Migration(1, "a", "CREATE TABLE a (x INTEGER);"),
+        migrations.Migration(2, "b", "CREATE TABLE b (x INTEGER);"),
+        migrations.Migration(5, "e", "CREATE TABLE e (x INTEGER);"),
+    ]
+    monkeypatch.setattr(migrations, "load", lambda kind: fake)
+    db = sqlite3.connect(tmp_path / "gap.sqlite3", isolation_level=None)
+    try:
+        db.execute("CREATE TABLE a (x INTEGER)")
+        db.execute("PRAGMA user_version = 1")
+        assert migrate(db) == (1, 5)
+        assert schema_version(db) == 5
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == {"a", "b", "e"}
+        assert migrate(db) == (5, 5)
+    finally:
+        db.close()
+
+
+def test_a_repeated_number_is_refused() -> None:
+    with pytest.raises(RuntimeError, match=r"sqlite migrations: version 1 .*twice"):
+        migrations.check_versions("sqlite", [1, 1])
 
 
 def test_statements_split_and_drop_comments() -> None:
