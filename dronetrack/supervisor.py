@@ -41,7 +41,7 @@ from dronetrack.store import User, open_store
 log = logging.getLogger(__name__)
 
 # The order services start in; they stop in the reverse of the data's path (see stop()).
-SERVICES = ("streams", "ingest", "dashboard", "simulator")
+SERVICES = ("streams", "notifier", "ingest", "dashboard", "simulator")
 
 
 def say(message: str) -> None:
@@ -106,6 +106,7 @@ def _ports(settings: Settings) -> list[tuple[str, str, str, int]]:
             s.streams_web_host,
             s.streams_web_port,
         ),
+        ("the notifier's ops endpoints", "notify_port", s.notify_host, s.notify_port),
         ("dronetrack run's metrics", "run_web_port", s.run_web_host, s.run_web_port),
     ]
     if s.kafka_embedded:
@@ -157,7 +158,7 @@ class Supervisor:
         self.settings = settings.replace(
             **{
                 name: free_port(getattr(settings, name.replace("_port", "_host")))
-                for name in ("ingest_port", "dashboard_port", "streams_web_port")
+                for name in ("ingest_port", "dashboard_port", "streams_web_port", "notify_port")
                 if getattr(settings, name) == 0
             }
         )
@@ -214,6 +215,7 @@ class Supervisor:
         await self._create_demo_user()
         py = sys.executable
         self._spawn("streams", [py, "-m", "streams"])
+        self._spawn("notifier", [py, "-m", "notifier"])
         ingest = self._spawn("ingest", [py, "-m", "ingest"])
         dashboard = self._spawn("dashboard", [py, "-m", "dashboard"])
         await asyncio.gather(
@@ -316,10 +318,12 @@ class Supervisor:
         say(
             f"the broker exited with code {code}: records it held that were not yet stored "
             f"are lost (it keeps them in memory only); restarting it in {delay:g} s, then "
-            "streams and ingest"
+            "streams, the notifier and ingest"
         )
         await self.broker.stop()
-        dependents = [self.children[n] for n in ("ingest", "streams") if n in self.children]
+        dependents = [
+            self.children[n] for n in ("ingest", "notifier", "streams") if n in self.children
+        ]
         # Briefly: what they still hold for the broker is gone with it (the worker's store
         # writes in flight finish meanwhile).
         await asyncio.gather(
@@ -333,7 +337,7 @@ class Supervisor:
         self.broker_started = time.monotonic()
         for child in reversed(dependents):  # streams first, as at start-up
             self._respawn(child)
-        say("the broker is back, with empty topics; streams and ingest restarted")
+        say("the broker is back, with empty topics; streams, the notifier and ingest restarted")
 
     async def stop(self) -> None:
         """In the data's order, so nothing that got 202 is lost: the simulator, then ingest
@@ -351,6 +355,10 @@ class Supervisor:
             await self._drain()
             say("stopping streams")
             await asyncio.to_thread(processes.stop, streams.proc, 30.0)
+        notifier = self.children.get("notifier")
+        if notifier is not None:  # after the worker: it delivers the alerts the worker raised
+            say("stopping notifier")
+            await asyncio.to_thread(processes.stop, notifier.proc, 20.0)
         dashboard = self.children.get("dashboard")
         if dashboard is not None:
             say("stopping dashboard")
