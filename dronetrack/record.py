@@ -8,6 +8,8 @@ Decisions, stated once:
 - Unknown fields are rejected, so a typo (``batery_pct``) is an error rather than silent data loss.
 - ``ts`` is accepted as epoch milliseconds or RFC 3339 with a zone, and is always epoch
   milliseconds on the topic and in the store (millisecond precision).
+- ``ts`` and ``seq`` are integers, and JSON has one kind of number: ``5.0`` is the integer 5 to
+  JSON Schema, so it is taken as 5 (a fraction is refused).
 - The fleet comes from the caller's credentials, and ``received_at`` from the server; a body that
   carries either is rejected as an unknown field.
 - A member may appear only once in a record (RFC 8259 leaves duplicates to the parser; msgspec,
@@ -64,8 +66,18 @@ class TelemetryIn(Struct, kw_only=True, forbid_unknown_fields=True, omit_default
     v_accuracy_m: Accuracy | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.ts, datetime):
-            self.ts = epoch_ms(self.ts)
+        ts = self.ts
+        if type(ts) is not int:
+            self.ts = epoch_ms(ts) if isinstance(ts, datetime) else whole(ts)
+        if type(self.seq) is float:
+            self.seq = whole(self.seq)
+
+
+def whole(number: float) -> int:
+    """A JSON number written with a point, as the integer it must be."""
+    if not number.is_integer():
+        raise ValueError("must be a whole number")
+    return int(number)
 
 
 # A time taken in another unit is plausible if it lands in this century (see ``unit_hint``).
@@ -151,6 +163,9 @@ class _FastIn(TelemetryIn, kw_only=True, forbid_unknown_fields=True, omit_defaul
     through that the schema refuses is caught there and explained by the full schema."""
 
     drone_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    # 5.0 for an integer (see the module's decisions), made an int by __post_init__.
+    ts: EpochMs | Annotated[float, Meta(ge=0, le=MAX_EPOCH_MS)] | ZonedTime  # type: ignore[assignment]
+    seq: Seq | Annotated[float, Meta(ge=0, lt=2**63)] | None = None  # type: ignore[assignment]
 
 
 _DRONE_ID = re.compile(DRONE_ID_PATTERN.removeprefix("^").removesuffix("$"))  # for fullmatch
@@ -178,7 +193,10 @@ _one = msgspec.json.Decoder(_FastIn)
 _topic_decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 _FIELDS = {f.encode_name: f for f in msgspec.structs.fields(TelemetryIn)}
-_field_decoders = {name: msgspec.json.Decoder(f.type) for name, f in _FIELDS.items()}
+_WHOLE = {f.encode_name: f.type for f in msgspec.structs.fields(_FastIn) if f.name in ("ts", "seq")}
+_field_decoders = {
+    name: msgspec.json.Decoder(_WHOLE.get(name, f.type)) for name, f in _FIELDS.items()
+}
 
 
 def decode_request(body: bytes) -> list[TelemetryIn]:
@@ -227,22 +245,40 @@ def decode_ndjson(body: bytes) -> list[TelemetryIn]:
     raise RecordsInvalid([e for i, doc in enumerate(docs) for e in _explain_one(i, doc)])
 
 
-_WHITESPACE = b" \t\r\n"
+_REQUIRED = sum(f.required for f in msgspec.structs.fields(TelemetryIn))
+_SPACED_NAME_END = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _optional_set(r: TelemetryIn) -> int:
+    """How many optional members ``r`` has, by name: a tenth of the cost of any generic way.
+    One left out here would only send its records down the slow path (and fail a test)."""
+    return (
+        (r.status is not None)
+        + (r.seq is not None)
+        + (r.vertical_speed_mps is not None)
+        + (r.h_accuracy_m is not None)
+        + (r.v_accuracy_m is not None)
+    )
 
 
 def _check_unique(
     body: bytes, records: list[TelemetryIn], lines: list[bytes] | None = None
 ) -> None:
     """Refuse decoded records of which a member appeared twice in ``body`` (msgspec keeps the
-    last silently). Cheap in the usual case: without a backslash every member's name ends in
-    ``":`` once whitespace is gone, and nothing else does in records that decoded (values that
-    are strings are a checked drone id, a time or a status), so the body holds exactly as many
-    as the records have members set, unless one repeats. A count that disagrees, or a body with
-    escapes, is settled by the slow path, which parses the body member by member."""
-    if b"\\" not in body:
-        members = body.translate(None, _WHITESPACE).count(b'":')
-        if members == _encoder.encode(records).count(b'":'):
-            return
+    last silently), without parsing it again in the usual case. Counting what ends a member's
+    name (its colon; or a quote, maybe whitespace, and a colon) gives at least the number of
+    members in the body: anything else so counted is inside a string value. If that equals the
+    members the records have set, none repeats. A count that disagrees is settled by the slow
+    path, which parses the body member by member."""
+    members = _REQUIRED * len(records) + (
+        _optional_set(records[0]) if len(records) == 1 else sum(map(_optional_set, records))
+    )
+    # Every member has a colon after its name, so when a body has no other colon (none in a
+    # string: epoch-ms times) one byte count settles it; otherwise count the names themselves.
+    if body.count(b":") == members or (
+        body.count(b'":') + len(_SPACED_NAME_END.findall(body)) == members
+    ):
+        return
     if lines is None:
         errors = explain(body)
     else:
@@ -309,12 +345,15 @@ def _explain_one(index: int | None, item: Any) -> list[FieldError]:
             value = _field_decoders[name].decode(_encoder.encode(item[name]))
             if isinstance(value, datetime):
                 epoch_ms(value)
+            elif isinstance(value, float) and name in _WHOLE:
+                whole(value)
             # Python's `$` also matches before a final newline; JSON Schema's does not.
             if name == "drone_id" and not _DRONE_ID.fullmatch(value):
                 raise ValueError(f"Expected `str` matching regex {DRONE_ID_PATTERN!r}")
         except msgspec.ValidationError as exc:
             reason = str(exc).removesuffix(" - at `$`")
-            hint = unit_hint(item[name]) if name == "ts" and type(item[name]) is int else None
+            number = item[name] if type(item[name]) in (int, float) else None
+            hint = unit_hint(int(number)) if name == "ts" and number is not None else None
             errors.append(FieldError(index, name, f"{reason}; {hint}" if hint else reason))
         except ValueError as exc:
             errors.append(FieldError(index, name, str(exc)))

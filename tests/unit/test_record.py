@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from dronetrack import record
@@ -93,7 +94,7 @@ def test_ts_accepts_rfc3339_and_epoch_ms_and_normalises_to_epoch_ms(ts: Any, epo
         ("battery_pct", -3, ">= 0.0"),
         ("status", "flying", "Invalid enum value 'flying'"),
         ("seq", -1, ">= 0"),
-        ("seq", 1.5, "Expected `int | null`"),
+        ("seq", 1.5, "must be a whole number"),
         ("h_accuracy_m", -2, ">= 0.0"),
         ("vertical_speed_mps", 5000, "<= 1000.0"),
     ],
@@ -324,3 +325,61 @@ def test_ndjson_without_its_newlines_hints_at_data_binary() -> None:
         "record 0: JSON is malformed: trailing characters (byte 150); NDJSON needs a newline "
         "after each record: curl -d removes newlines, send the body with --data-binary"
     )
+
+
+def test_ts_and_seq_written_with_a_point_are_the_integers_json_schema_says_they_are() -> None:
+    """JSON has one kind of number; JSON Schema counts 5.0 as an integer, and so does the API."""
+    doc = {**GOOD, "ts": 1_767_225_600_123.0, "seq": 7.0}
+    for decode in (record.decode_request, record.decode_ndjson):
+        [rec] = decode(body(doc))
+        assert (rec.ts, rec.seq) == (1_767_225_600_123, 7)
+        assert (type(rec.ts), type(rec.seq)) == (int, int)
+    assert b'"ts":1767225600123,' in record.encode_for_topic(rec, b"}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("ts", 1_767_225_600_123.5, "must be a whole number"),
+        ("seq", 7.25, "must be a whole number"),
+        ("seq", 2.0**63, "Expected `float` < 9.223372036854776e+18"),
+        (
+            "ts",
+            1.0e15,
+            "Expected `float` <= 253402300799999.0; this looks like epoch "
+            "microseconds (2001-09-09T01:46:40.000Z): ts is in epoch milliseconds, divide by 1000",
+        ),
+    ],
+)
+def test_a_number_with_a_fraction_or_out_of_range_is_refused(
+    field: str, value: float, reason: str
+) -> None:
+    assert errors_of({**GOOD, field: value}) == [FieldError(None, field, reason)]
+
+
+def test_records_without_repeats_never_take_the_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast check counts every optional member by name: one it missed would send every
+    record that sets it through the slow path."""
+
+    def slow(*_: object) -> None:
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(record, "explain", slow)
+    monkeypatch.setattr(record, "_parse", slow)
+    optional = {
+        f.encode_name: {"status": "ground"}.get(f.encode_name, 1)
+        for f in msgspec.structs.fields(record.TelemetryIn)
+        if not f.required
+    }
+    everything = {**GOOD, **optional}
+    spaced = json.dumps(everything, separators=(" , ", " : ")).encode()
+    for raw in (
+        body(everything),
+        body([GOOD, everything]),
+        spaced,
+        body({**GOOD, "ts": "2026-01-01T00:00:00+01:00"}),
+    ):
+        assert record.decode_request(raw)
+        assert record.decode_ndjson(
+            raw.replace(b"[", b"").replace(b"]", b"").replace(b"}, {", b"}\n{")
+        )
