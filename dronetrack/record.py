@@ -279,12 +279,31 @@ def _check_unique(
         body.count(b'":') + len(_SPACED_NAME_END.findall(body)) == members
     ):
         return
+    # A member written as null counts in the body, not in the records; the standard library's
+    # parser settles it (a few times the cost of the counts, far less than explaining).
+    try:
+        for text in (body,) if lines is None else lines:
+            json.loads(text, object_pairs_hook=_unique)
+        return
+    except (_Repeated, ValueError, RecursionError):
+        pass
     if lines is None:
         errors = explain(body)
     else:
         errors = [e for i, line in enumerate(lines) for e in _explain_one(i, _parse(line))]
     if errors:
         raise RecordsInvalid(errors)
+
+
+class _Repeated(Exception):
+    """A JSON object names a member twice."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        raise _Repeated
+    return obj
 
 
 class _Members(dict[str, Any]):
