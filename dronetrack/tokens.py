@@ -118,6 +118,8 @@ class TokenTable:
         return sum(len(b) for b in self._buckets.values())
 
     def fleet_for(self, token: str) -> str | None:
+        if not token.isascii():  # no token is; a header that is not UTF-8 arrives as surrogates
+            return None
         presented = digest(token)
         for stored, fleet in self._buckets.get(presented[:8], ()):
             if hmac.compare_digest(stored, presented):

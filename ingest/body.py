@@ -62,18 +62,27 @@ def inflate(raw: bytes, coding: str, max_bytes: int) -> bytes:
     """Undo gzip or deflate, stopping at ``max_bytes`` of output: a small compressed body can
     inflate a thousandfold, so the limit is on what it inflates to. (The server's own
     decompression is off: it would inflate a refused request's unread body while draining it.)
+    A gzip body may be several members one after another (RFC 1952), as ``cat a.gz b.gz``
+    makes; they inflate to one body, under one limit.
     """
     # deflate is the zlib format (RFC 9110); some clients send raw deflate, so that is tried too.
     for wbits in (31,) if coding == "gzip" else (15, -15):
-        inflater = zlib.decompressobj(wbits)
+        out: list[bytes] = []
+        rest, size = raw, 0
         try:
-            out = inflater.decompress(raw, max_bytes + 1)
+            while True:
+                inflater = zlib.decompressobj(wbits)
+                out.append(inflater.decompress(rest, max_bytes + 1 - size))
+                size += len(out[-1])
+                if size > max_bytes:
+                    raise problems.body_too_large(max_bytes)
+                rest = inflater.unused_data
+                if not inflater.eof or not rest or wbits != 31:
+                    break
         except zlib.error:
             continue
-        if len(out) > max_bytes:
-            raise problems.body_too_large(max_bytes)
-        if inflater.eof and not inflater.unused_data:
-            return out
+        if inflater.eof and not rest:
+            return b"".join(out)
     raise problems.undecodable(coding)
 
 
@@ -122,10 +131,22 @@ def check_event_times(
         assert isinstance(ts, int)  # __post_init__ normalised RFC 3339 to epoch ms
         if ts > newest:
             errors.append(
-                FieldError(None if single else i, "ts", f"more than {max_future_ms} ms ahead")
+                FieldError(
+                    None if single else i,
+                    "ts",
+                    f"more than {max_future_ms} ms ahead of the server's clock "
+                    f"({record.iso(now_ms)})",
+                )
             )
         elif ts < oldest:
-            if reject_old:
+            # Epoch seconds of today read as milliseconds are January 1970: a unit mistake,
+            # refused whatever the setting, or the drone would never show.
+            hint = record.unit_hint(ts)
+            if hint is not None:
+                errors.append(
+                    FieldError(None if single else i, "ts", f"{ts} is {record.iso(ts)}; {hint}")
+                )
+            elif reject_old:
                 errors.append(
                     FieldError(None if single else i, "ts", f"older than {max_age_ms} ms")
                 )

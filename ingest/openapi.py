@@ -14,6 +14,18 @@ from ingest.body import ENCODINGS, JSON, NDJSON
 
 PROBLEM = "application/problem+json"
 _REF = "#/components/schemas/{name}"
+# The years an RFC 3339 ``ts`` may have: any zone keeps 1971-9998 within the epoch-ms range that
+# the record takes (1970 and 9999 are only partly in it; a pattern cannot say which part).
+YEARS = r"^(?:197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
+
+def _with_years(components: dict[str, Any]) -> dict[str, Any]:
+    """The record's schema with the range of an RFC 3339 ``ts`` stated, as a pattern on its
+    year: ``format: date-time`` alone admits years the record refuses (0001-1969)."""
+    for choice in components["TelemetryIn"]["properties"]["ts"]["anyOf"]:
+        if choice.get("format") == "date-time":
+            choice["pattern"] = YEARS
+    return components
 
 
 def _problem_schema() -> dict[str, Any]:
@@ -60,6 +72,7 @@ def _error(description: str, *headers: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def document(settings: Settings) -> dict[str, Any]:
     (record,), components = msgspec.json.schema_components([TelemetryIn], ref_template=_REF)
+    components = _with_years(components)
     components["Problem"] = _problem_schema()
     batch = {
         "type": "array",
@@ -83,17 +96,12 @@ def document(settings: Settings) -> dict[str, Any]:
                 "post": {
                     "operationId": "postTelemetry",
                     "summary": "Publish telemetry records (all or nothing)",
+                    # Not a header parameter: a coding describes the bytes of the body, which a
+                    # parameter's value cannot change.
+                    "description": "The body may be compressed: send it with "
+                    f"`Content-Encoding: {' or '.join(ENCODINGS)}` (any other coding gets 415). "
+                    "The body limit applies to the body as sent and to what it inflates to.",
                     "security": [{"fleetToken": []}],
-                    "parameters": [
-                        {
-                            "name": "Content-Encoding",
-                            "in": "header",
-                            "required": False,
-                            "description": "a compressed body; the body limit applies to the "
-                            "body as sent and to what it inflates to",
-                            "schema": {"type": "string", "enum": ["identity", *ENCODINGS]},
-                        }
-                    ],
                     "requestBody": {
                         "required": True,
                         "content": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from dronetrack import record, schemas
@@ -93,7 +94,7 @@ def test_ts_accepts_rfc3339_and_epoch_ms_and_normalises_to_epoch_ms(ts: Any, epo
         ("battery_pct", -3, ">= 0.0"),
         ("status", "flying", "Invalid enum value 'flying'"),
         ("seq", -1, ">= 0"),
-        ("seq", 1.5, "Expected `int | null`"),
+        ("seq", 1.5, "must be a whole number"),
         ("h_accuracy_m", -2, ">= 0.0"),
         ("vertical_speed_mps", 5000, "<= 1000.0"),
     ],
@@ -207,3 +208,187 @@ def test_the_fast_topic_encoding_equals_the_topic_form() -> None:
         [rec] = record.decode_request(body(doc))
         fast = record.encode_for_topic(rec, record.topic_suffix('f"1', 1_767_225_600_500))
         assert fast == record.encode(record.to_topic(rec, 'f"1', 1_767_225_600_500))
+
+
+FIELDS_JSON = (
+    b'"ts": 1767225600000, "lon": 8.54, "alt_m": 120.5, "speed_mps": 12.0, '
+    b'"heading_deg": 271.5, "battery_pct": 88.0'
+)
+DEEP = [
+    b"[" * 1000 + b"]" * 1000,
+    b"{" + b'"a": {' * 1000 + b"}" * 1001,
+    b'{"drone_id": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+]
+
+
+@pytest.mark.parametrize("raw", DEEP, ids=["arrays", "objects", "in-a-field"])
+def test_json_nested_too_deeply_is_malformed_not_a_crash(raw: bytes) -> None:
+    for decode in (record.decode_request, record.decode_ndjson):
+        with pytest.raises(MalformedBody, match="nested too deeply"):
+            decode(raw)
+
+
+def rec(members: bytes) -> bytes:
+    """A record's JSON with ``members`` (raw, so that a key may repeat) before the rest."""
+    return b"{" + members + b", " + FIELDS_JSON + b"}"
+
+
+DUPLICATE = "duplicate key: each member may appear only once"
+
+
+@pytest.mark.parametrize(
+    ("members", "field"),
+    [
+        (b'"lat": 91, "lat": 1, "drone_id": "a"', "lat"),  # the first value breaks the schema
+        (b'"drone_id": "<script>", "drone_id": "ok", "lat": 1', "drone_id"),  # the last is fine
+        (b'"drone_id": "a", "lat": 1, "lat": 1', "lat"),  # the same value twice
+        (b'"drone_id": "a", "lat" : 1, "lat"\t:2', "lat"),  # spaced as JSON allows
+        (b'"drone_id": "a", "lat": 1, "l\\u0061t": 2', "lat"),  # the same name, escaped
+        (b'"drone_id": "a", "lat": 1, "status": null, "status": "ground"', "status"),
+    ],
+    ids=["invalid-then-valid", "script-then-ok", "same-value", "spaced", "escaped", "null-first"],
+)
+def test_a_duplicate_key_is_refused_naming_it_on_every_path(members: bytes, field: str) -> None:
+    one = rec(members)
+    good = rec(b'"drone_id": "b", "lat": 2')
+    cases = [
+        (record.decode_request, one, None),
+        (record.decode_request, b"[" + good + b", " + one + b"]", 1),
+        (record.decode_ndjson, good + b"\n" + one + b"\n", 1),
+    ]
+    for decode, raw, index in cases:
+        with pytest.raises(RecordsInvalid) as caught:
+            decode(raw)
+        assert caught.value.errors == [FieldError(index, field, DUPLICATE)]
+
+
+def test_members_spelled_alike_in_values_are_no_duplicates() -> None:
+    """A value may look like a key (a drone named "lat") without being one."""
+    [one] = record.decode_request(rec(b'"drone_id": "lat", "lat": 1, "status": "ground"'))
+    assert (one.drone_id, one.lat, one.status) == ("lat", 1.0, "ground")
+    escaped = rec(b'"drone_id": "\\u0061b", "lat": 1')
+    assert [r.drone_id for r in record.decode_request(escaped)] == ["ab"]
+    assert [r.drone_id for r in record.decode_ndjson(escaped)] == ["ab"]
+
+
+@pytest.mark.parametrize(
+    ("ts", "hint"),
+    [
+        (
+            1_764_621_911_123_456,
+            "this looks like epoch microseconds (2025-12-01T20:45:11.123Z): "
+            "ts is in epoch milliseconds, divide by 1000",
+        ),
+        (
+            1_764_621_911_123_456_789,
+            "this looks like epoch nanoseconds (2025-12-01T20:45:11.123Z): "
+            "ts is in epoch milliseconds, divide by 1000000",
+        ),
+    ],
+)
+def test_a_ts_in_micro_or_nanoseconds_is_refused_naming_the_unit(ts: int, hint: str) -> None:
+    assert errors_of({**GOOD, "ts": ts}) == [
+        FieldError(None, "ts", f"Expected `int` <= 253402300799999; {hint}")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ts", "unit"),
+    [
+        (
+            1_764_621_911,
+            "this looks like epoch seconds (2025-12-01T20:45:11.000Z): "
+            "ts is in epoch milliseconds, multiply by 1000",
+        ),
+        (1_764_621_911_123, None),  # milliseconds: right
+        (1_000_000_000_000, None),  # 2001 in milliseconds: old, not a unit mistake
+        (5_000, None),  # 1970 whatever the unit
+        (10**18 * 9, None),  # nanoseconds of 2255: not a time this system sees
+    ],
+)
+def test_unit_hint_names_the_unit_a_ts_plausibly_is_in(ts: int, unit: str | None) -> None:
+    assert record.unit_hint(ts) == unit
+
+
+def test_json_records_run_together_hint_at_an_array_or_ndjson() -> None:
+    with pytest.raises(MalformedBody) as caught:
+        record.decode_request(body(GOOD) + body(GOOD))
+    assert str(caught.value).endswith(
+        "; several records go in a JSON array, or one per line as application/x-ndjson"
+    )
+
+
+def test_ndjson_without_its_newlines_hints_at_data_binary() -> None:
+    """What ``curl -d @file.ndjson`` sends: the file with its newlines removed."""
+    with pytest.raises(MalformedBody) as caught:
+        record.decode_ndjson(body(GOOD) + body(GOOD) + b"\n")
+    assert str(caught.value) == (
+        "record 0: JSON is malformed: trailing characters (byte 150); NDJSON needs a newline "
+        "after each record: curl -d removes newlines, send the body with --data-binary"
+    )
+
+
+def test_ts_and_seq_written_with_a_point_are_the_integers_json_schema_says_they_are() -> None:
+    """JSON has one kind of number; JSON Schema counts 5.0 as an integer, and so does the API."""
+    doc = {**GOOD, "ts": 1_767_225_600_123.0, "seq": 7.0}
+    for decode in (record.decode_request, record.decode_ndjson):
+        [rec] = decode(body(doc))
+        assert (rec.ts, rec.seq) == (1_767_225_600_123, 7)
+        assert (type(rec.ts), type(rec.seq)) == (int, int)
+    assert b'"ts":1767225600123,' in record.encode_for_topic(rec, b"}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("ts", 1_767_225_600_123.5, "must be a whole number"),
+        ("seq", 7.25, "must be a whole number"),
+        ("seq", 2.0**63, "Expected `float` < 9.223372036854776e+18"),
+        (
+            "ts",
+            1.0e15,
+            "Expected `float` <= 253402300799999.0; this looks like epoch "
+            "microseconds (2001-09-09T01:46:40.000Z): ts is in epoch milliseconds, divide by 1000",
+        ),
+    ],
+)
+def test_a_number_with_a_fraction_or_out_of_range_is_refused(
+    field: str, value: float, reason: str
+) -> None:
+    assert errors_of({**GOOD, field: value}) == [FieldError(None, field, reason)]
+
+
+def test_records_without_repeats_never_take_the_slow_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast check counts every optional member by name: one it missed would send every
+    record that sets it down a slower path. Members written as null take the middle one (the
+    standard library's parser), never the slowest."""
+
+    def slow(*_: object) -> None:
+        raise AssertionError("the slow path ran")
+
+    monkeypatch.setattr(record, "explain", slow)
+    monkeypatch.setattr(record, "_parse", slow)
+    optional = {
+        f.encode_name: {"status": "ground"}.get(f.encode_name, 1)
+        for f in msgspec.structs.fields(record.TelemetryIn)
+        if not f.required
+    }
+    everything = {**GOOD, **optional}
+    nulls = {**GOOD, **dict.fromkeys(optional)}  # as serialisers write what is not set
+    spaced = json.dumps(everything, separators=(" , ", " : ")).encode()
+
+    def both(raw: bytes) -> None:
+        assert record.decode_request(raw)
+        assert record.decode_ndjson(
+            raw.replace(b"[", b"").replace(b"]", b"").replace(b"}, {", b"}\n{")
+        )
+
+    both(body(nulls))
+    monkeypatch.setattr(record, "_unique", slow)
+    for raw in (
+        body(everything),
+        body([GOOD, everything]),
+        spaced,
+        body({**GOOD, "ts": "2026-01-01T00:00:00+01:00"}),
+    ):
+        both(raw)

@@ -96,3 +96,11 @@ def test_revoking_rewrites_the_file_in_place(tmp_path: Path) -> None:
     assert tokens.revoke(path, drop)
     assert path.stat().st_ino == inode
     assert path.read_text() == tokens.line("a", keep)
+
+
+@pytest.mark.parametrize("token", ["\udcff\udcfe", "dt_é", "\ud800"])
+def test_a_token_that_is_not_ascii_names_no_fleet(tmp_path: Path, token: str) -> None:
+    """A header's bytes that are not UTF-8 reach the service as surrogate escapes."""
+    path = tmp_path / "tokens"
+    tokens.create(path, "a")
+    assert tokens.TokenTable(tokens.load(path)).fleet_for(token) is None
