@@ -13,6 +13,8 @@ from dronetrack import record
 from dronetrack.record import FieldError, TelemetryIn
 from ingest import problems
 
+BACKFILL = "Dronetrack-Backfill"
+
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 MEDIA_TYPES = (JSON, NDJSON)
@@ -112,6 +114,16 @@ def decode(body: bytes, media_type: str, max_records: int) -> list[TelemetryIn]:
     return records
 
 
+def is_history(request: web.Request) -> bool:
+    """Whether the records are history sent on purpose (``Dronetrack-Backfill: 1``)."""
+    value = request.headers.get(BACKFILL)
+    if value is None:
+        return False
+    if value != "1":
+        raise problems.bad_header(f"{BACKFILL} must be 1 (history) or absent")
+    return True
+
+
 def check_event_times(
     records: list[TelemetryIn],
     *,
@@ -120,9 +132,11 @@ def check_event_times(
     max_future_ms: int,
     max_age_ms: int,
     reject_old: bool,
+    history: bool = False,
 ) -> list[bool]:
     """Refuse records from too far in the future (a wrong clock), and very old ones when so
-    configured; returns which records are late (older than the maximum age) otherwise."""
+    configured; returns which records are late (older than the maximum age) otherwise. History
+    (an imported flight log) is old on purpose: neither refused nor late for its age."""
     newest, oldest = now_ms + max_future_ms, now_ms - max_age_ms
     errors: list[FieldError] = []
     late = [False] * len(records)
@@ -146,6 +160,8 @@ def check_event_times(
                 errors.append(
                     FieldError(None if single else i, "ts", f"{ts} is {record.iso(ts)}; {hint}")
                 )
+            elif history:
+                continue
             elif reject_old:
                 errors.append(
                     FieldError(None if single else i, "ts", f"older than {max_age_ms} ms")

@@ -8,7 +8,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from dronetrack import record
+from dronetrack import record, topics
 from dronetrack.settings import Settings
 from dronetrack.tokens import TokenTable
 from ingest import auth, body, problems
@@ -19,7 +19,8 @@ from ingest.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-LATE: list[tuple[str, bytes]] = [("dronetrack-late", b"1")]
+LATE: list[tuple[str, bytes]] = [(topics.LATE_HEADER, b"1")]
+HISTORY: list[tuple[str, bytes]] = [(topics.BACKFILL_HEADER, b"1")]
 NO_HEADERS: list[tuple[str, bytes]] = []
 _encoder = msgspec.json.Encoder()
 
@@ -51,6 +52,7 @@ class TelemetryIntake:
         try:
             fleet = auth.fleet_of(request, self.tokens)
             media_type = body.check_media_type(request)
+            history = body.is_history(request)
             coding = body.content_coding(request)
             raw = await body.read(
                 request, settings.ingest_max_body_bytes, settings.ingest_body_timeout_s
@@ -67,6 +69,7 @@ class TelemetryIntake:
                 max_future_ms=settings.ingest_max_future_ms,
                 max_age_ms=settings.ingest_max_age_ms,
                 reject_old=settings.ingest_old_records == "reject",
+                history=history,
             )
             wait_s = self.limiter.take(fleet, records)
             if wait_s:
@@ -76,7 +79,7 @@ class TelemetryIntake:
                 (
                     r.drone_id.encode(),
                     record.encode_for_topic(r, suffix),
-                    LATE if is_late else NO_HEADERS,
+                    HISTORY if history else LATE if is_late else NO_HEADERS,
                 )
                 for r, is_late in zip(batch, late, strict=True)
             ]
@@ -89,7 +92,7 @@ class TelemetryIntake:
             metrics.reject(refusal.reason, records)
             return refusal.response()
         n_late = sum(late)
-        metrics.accept(fleet, records, n_late, seconds)
+        metrics.accept(fleet, records, n_late, seconds, history)
         return web.Response(
             body=_encoder.encode({"accepted": records, "late": n_late}),
             status=202,

@@ -14,6 +14,7 @@ REJECT_REASONS = (
     "body_too_large",
     "body_timeout",
     "batch_too_large",
+    "bad_header",
     "malformed",
     "invalid",
     "event_time",
@@ -47,6 +48,11 @@ class IngestMetrics:
             "Records older than the configured maximum age, sent on with a late mark.",
             registry=registry,
         )
+        self.history = Counter(
+            "ingest_records_backfill_total",
+            "Records sent as history (Dronetrack-Backfill: 1), marked so on the topic.",
+            registry=registry,
+        )
         self.token_reloads = Counter(
             "ingest_token_file_reloads_total",
             "Changes of the tokens file: applied, or refused (malformed; the old tokens stay).",
@@ -73,14 +79,19 @@ class IngestMetrics:
         self._batch_size = self.batch_size.labels()
         self._publish_latency = self.publish_latency.labels()
         self._late = self.late.labels()
+        self._history = self.history.labels()
 
-    def accept(self, fleet: str, records: int, late: int, publish_s: float) -> None:
+    def accept(
+        self, fleet: str, records: int, late: int, publish_s: float, history: bool = False
+    ) -> None:
         """Count a request answered 202 (every accepted request comes here)."""
         self._publish_latency.observe(publish_s)
         self._batch_size.observe(records)
         self.accepted.labels(fleet).inc(records)
         if late:
             self._late.inc(late)
+        if history:
+            self._history.inc(records)
 
     def reject(self, reason: str, records: int) -> None:
         self.rejected.labels(reason).inc()

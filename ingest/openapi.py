@@ -102,6 +102,17 @@ def document(settings: Settings) -> dict[str, Any]:
                     f"`Content-Encoding: {' or '.join(ENCODINGS)}` (any other coding gets 415). "
                     "The body limit applies to the body as sent and to what it inflates to.",
                     "security": [{"fleetToken": []}],
+                    "parameters": [
+                        {
+                            "name": "Dronetrack-Backfill",
+                            "in": "header",
+                            "required": False,
+                            "description": "1: the records are history sent on purpose (an "
+                            "imported flight log): taken however old, never late, kept out of "
+                            "live state and alerts (docs/integrations.md)",
+                            "schema": {"type": "string", "enum": ["1"]},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -128,7 +139,10 @@ def document(settings: Settings) -> dict[str, Any]:
                                 }
                             },
                         },
-                        "400": _error("the body is not JSON, or not the gzip or deflate it says"),
+                        "400": _error(
+                            "the body is not JSON, or not the gzip or deflate it says, or "
+                            "Dronetrack-Backfill is not 1"
+                        ),
                         "401": _error("missing or invalid token", "WWW-Authenticate"),
                         "408": _error("the body did not arrive in time"),
                         "413": _error(

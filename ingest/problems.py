@@ -85,6 +85,10 @@ def batch_too_large(count: int, limit: int) -> Problem:
     )
 
 
+def bad_header(detail: str) -> Problem:
+    return Problem(400, "Bad request header", detail, "bad_header")
+
+
 def malformed(detail: str) -> Problem:
     return Problem(400, "Malformed JSON", detail, "malformed")
 

@@ -601,3 +601,33 @@ async def test_ndjson_sent_without_its_newlines_is_400_pointing_at_data_binary(
         "; NDJSON needs a newline after each record: curl -d removes newlines, "
         "send the body with --data-binary"
     )
+
+
+async def test_history_is_taken_however_old_and_marked_as_history(
+    aiohttp_client: AiohttpClient, settings: Settings, auth: dict[str, str]
+) -> None:
+    """An imported flight log is history on purpose (docs/integrations.md): taken even where old
+    records are refused, not counted late, and marked so the worker keeps it out of live state."""
+    app = create_app(settings.replace(ingest_old_records="reject", ingest_max_age_ms=86_400_000))
+    client = await aiohttp_client(app)
+    drone = f"hist-{uid()}"
+    records = [good(drone, 0, ts=1_764_000_000_000), good(drone, 1, ts=1_764_000_001_000)]
+    headers = {**auth, "Dronetrack-Backfill": "1"}
+    response = await client.post(URL, data=json.dumps(records), headers=headers)
+    assert response.status == 202, await response.text()
+    assert await response.json() == {"accepted": 2, "late": 0}
+    on_topic = await read_topic(settings, lambda r: r.drone_id == drone)
+    assert [(r.seq, dict(h)) for r, h in on_topic] == [
+        (0, {"dronetrack-backfill": b"1"}),
+        (1, {"dronetrack-backfill": b"1"}),
+    ]
+    text = await (await client.get("/metrics")).text()
+    assert "ingest_records_backfill_total 2.0" in text
+    ahead = good(drone, 2, ts=good(drone)["ts"] + 3_600_000)
+    response = await client.post(URL, json=ahead, headers=headers)
+    assert (await problem_of(response, 422))["errors"][0]["field"] == "ts"
+    response = await client.post(
+        URL, json=good(drone, 3), headers={**auth, "Dronetrack-Backfill": "yes"}
+    )
+    problem = await problem_of(response, 400)
+    assert problem["detail"] == "Dronetrack-Backfill must be 1 (history) or absent"
