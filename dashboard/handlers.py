@@ -16,6 +16,7 @@ from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
+from dashboard.tiles import map_config
 from dronetrack.web import Problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
@@ -93,6 +94,7 @@ async def index(request: web.Request) -> web.Response:
             "tileUrl": settings.dashboard_tile_url,
             "staleAfterMs": int(settings.dashboard_stale_after_s * 1000),
             "lostAfterMs": int(settings.dashboard_lost_after_s * 1000),
+            **map_config(request.app),  # base layer and battery colours
         }
     ).replace("</", "<\\/")
     return web.Response(

@@ -160,6 +160,9 @@ class Settings:
     dashboard_login_failures_per_name: int = 10
     dashboard_login_failures_per_address: int = 50
     dashboard_login_window_s: int = 900
+    # A local raster tile set (an MBTiles file) for the base map, served at /tiles/: the map
+    # works without internet. Empty: tiles come from DRONETRACK_DASHBOARD_TILE_URL.
+    dashboard_tiles_mbtiles: str = ""
 
     sim_drones: int = 12
     sim_rate_hz: float = 1.0

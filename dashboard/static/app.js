@@ -15,14 +15,13 @@ const state = {
   selected: null,
   events: null,
   replay: null,
+  grid: null,          // the coordinate grid, while no base map shows
+  attribution: null,   // the base map's credit, shown only while its tiles do
 };
 
 // ---- map ------------------------------------------------------------------------------------
 const map = L.map("map", { worldCopyJump: true, maxZoom: 19 }).setView([47.3769, 8.5417], 12);
-if (config.tileUrl) {
-  // Without network the tiles fail quietly and the markers stay on the plain background.
-  L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
-}
+setupBaseMap(config.baseLayer);
 const cluster = L.markerClusterGroup({
   maxClusterRadius: 40,
   disableClusteringAtZoom: 15,
@@ -43,14 +42,14 @@ const cluster = L.markerClusterGroup({
 });
 let clustersDirty = false;
 map.addLayer(cluster);
-L.control.scale({ imperial: false }).addTo(map);
 const markers = new Map();  // drone_id -> L.Marker
 let trail = null;
 let fitted = false;
 
+// Colours turn where the stream worker raises battery alerts (at or below), from the settings.
 function batteryClass(pct) {
-  if (pct < 15) return "crit";
-  if (pct < 35) return "warn";
+  if (pct <= config.batteryCriticalPct) return "crit";
+  if (pct <= config.batteryLowPct) return "warn";
   return "ok";
 }
 
@@ -87,6 +86,7 @@ function placeDrone(drone, ageMs) {
     marker.iconKey = look.key;
     marker.on("click", () => select(drone.drone_id));
     markers.set(drone.drone_id, marker);
+    if ($("drone-labels").checked) marker.bindTooltip(drone.drone_id, { permanent: true, direction: "right", offset: [14, 0], className: "drone-label" });
     cluster.addLayer(marker);
   } else {
     const ll = marker.getLatLng();
@@ -122,6 +122,140 @@ function renderDrones() {
     const drone = state.drones.get(state.selected);
     if (drone) { showPanel(drone, now); extendTrail(drone); }
   }
+  renderList(now);
+}
+
+// ---- drone list -------------------------------------------------------------------------------
+// Search by id, sort, filter; a click centres the map on the drone and opens its panel. At most
+// LIST_ROWS rows are drawn: a large fleet is narrowed by the search, not scrolled through.
+const LIST_ROWS = 200;
+const SORTS = {
+  id: (a, b) => a.drone_id.localeCompare(b.drone_id, undefined, { numeric: true }),
+  battery: (a, b) => a.battery_pct - b.battery_pct,
+  report: (a, b) => b.ts - a.ts,
+  altitude: (a, b) => b.alt_m - a.alt_m,
+  speed: (a, b) => b.speed_mps - a.speed_mps,
+};
+
+function listFilter(now) {
+  const filter = $("drone-filter").value;
+  if (filter === "alert") {
+    const at = state.replay ? state.replay.clock : Infinity;
+    const alerting = new Set(state.alerts.filter((a) => a.raised_at <= at && alertState(a, at) === "active").map((a) => a.drone_id));
+    return (d) => alerting.has(d.drone_id);
+  }
+  if (filter === "silent") return (d) => now - d.ts >= config.staleAfterMs;
+  if (filter === "low") return (d) => d.battery_pct <= config.batteryLowPct;
+  return () => true;
+}
+
+function renderList(now) {
+  const list = $("drone-list");
+  if (!state.drones.size) {
+    list.replaceChildren(emptyFleet());
+    $("drones-title").textContent = "Drones";
+    return;
+  }
+  const needle = $("drone-search").value.trim().toLowerCase();
+  const keep = listFilter(now);
+  const rows = [...state.drones.values()]
+    .filter((d) => (!needle || d.drone_id.toLowerCase().includes(needle)) && keep(d))
+    .sort(SORTS[$("drone-sort").value] || SORTS.id);
+  $("drones-title").textContent = `Drones (${rows.length} of ${state.drones.size})`;
+  if (!rows.length) { list.replaceChildren(el("li", "No drone matches.", "empty")); return; }
+  const items = rows.slice(0, LIST_ROWS).map((d) => {
+    const age = now - d.ts;
+    const li = el("li", "", `drone-row ${batteryClass(d.battery_pct)} ${age >= config.staleAfterMs ? "stale" : ""}`);
+    li.dataset.droneId = d.drone_id;
+    if (d.drone_id === state.selected) li.classList.add("selected");
+    const button = el("button", "", "drone-pick");
+    button.type = "button";
+    button.append(
+      el("strong", d.drone_id),
+      el("span", `${d.battery_pct.toFixed(0)} %`, "battery"),
+      el("span", `${d.alt_m.toFixed(0)} m`),
+      el("span", `${d.speed_mps.toFixed(1)} m/s`),
+      el("span", formatAge(Math.max(0, age)), "age"),
+    );
+    button.addEventListener("click", () => select(d.drone_id, true));
+    li.append(button);
+    return li;
+  });
+  if (rows.length > LIST_ROWS) items.push(el("li", `… and ${rows.length - LIST_ROWS} more: search to narrow.`, "empty"));
+  list.replaceChildren(...items);
+}
+
+// What an empty fleet means and how its first drone appears.
+function emptyFleet() {
+  const li = el("li", "", "empty");
+  if (state.replay) { li.textContent = "No drone reported in this window."; return li; }
+  li.append(
+    el("p", `No drone has reported to fleet “${state.fleet || ""}” yet.`),
+    el("p", "A drone appears here with its first report: POST it to the ingest service's /v1/telemetry with the fleet's token (dronetrack token create FLEET), or fly a simulated fleet with dronetrack simulate. See docs/ingest.md."),
+  );
+  return li;
+}
+
+// ---- phones and tablets ---------------------------------------------------------------------
+// Below 820 px the side panel is a sheet under the map that collapses to its handle; the map
+// takes the room it leaves (Leaflet is told its size changed).
+function setSheet(open) {
+  $("side").classList.toggle("collapsed", !open);
+  $("sheet-toggle").setAttribute("aria-expanded", String(open));
+  $("sheet-toggle").textContent = open ? "Hide panel" : "Show drones, alerts and fleet";
+}
+
+function openSheet() { setSheet(true); }
+
+function toggleLabels() {
+  const on = $("drone-labels").checked;
+  for (const [id, marker] of markers) {
+    if (on && !marker.getTooltip()) marker.bindTooltip(id, { permanent: true, direction: "right", offset: [14, 0], className: "drone-label" });
+    else if (!on && marker.getTooltip()) marker.unbindTooltip();
+  }
+}
+
+// ---- base map -------------------------------------------------------------------------------
+// Tiles from the local tile set or a tile server. When none is set, or none of the tiles in view
+// loads (no internet, outside the tile set), the map says so and draws a labelled coordinate
+// grid; the scale bar is always there, so positions and distances still mean something.
+function setupBaseMap(base) {
+  L.control.scale({ imperial: false }).addTo(map);
+  if (!base) {
+    showGrid("No base map is configured: set DRONETRACK_DASHBOARD_TILES_MBTILES (offline) or DRONETRACK_DASHBOARD_TILE_URL.");
+    return;
+  }
+  const { url, ...options } = base;
+  const layer = L.tileLayer(url, { maxZoom: 19, ...options, attribution: "" }).addTo(map);
+  const judge = () => {
+    const tiles = layer.getContainer() ? layer.getContainer().querySelectorAll("img") : [];
+    const loaded = [...tiles].filter((t) => t.classList.contains("leaflet-tile-loaded") && t.naturalWidth > 0);
+    if (loaded.length) hideGrid(options.attribution);
+    else showGrid(url.startsWith("/")
+      ? "No base map here: the local tile set does not cover this area or zoom."
+      : "Base map unavailable: tiles could not be loaded (no internet?).");
+  };
+  layer.on("load", judge);
+  map.on("moveend", () => { if (!layer.isLoading()) judge(); });
+}
+
+function showGrid(reason) {
+  const notice = $("basemap-notice");
+  notice.textContent = `${reason} Showing a coordinate grid.`;
+  notice.hidden = false;
+  $("map").classList.add("no-base-map");
+  if (!state.grid && window.AutoGraticule) state.grid = new window.AutoGraticule({ minDistance: 110 }).addTo(map);
+  if (state.attribution) { map.attributionControl.removeAttribution(state.attribution); state.attribution = null; }
+}
+
+function hideGrid(attribution) {
+  $("basemap-notice").hidden = true;
+  $("map").classList.remove("no-base-map");
+  if (state.grid) { map.removeLayer(state.grid); state.grid = null; }
+  if (attribution && state.attribution !== attribution) {
+    map.attributionControl.addAttribution(attribution);
+    state.attribution = attribution;
+  }
 }
 
 // ---- selected drone -------------------------------------------------------------------------
@@ -147,14 +281,16 @@ function showPanel(drone, now) {
 
 async function select(droneId, reveal = false) {
   const previous = state.selected;
-  // From a list, the drone may sit in a cluster or off screen: bring it into view.
-  if (reveal && markers.has(droneId)) cluster.zoomToShowLayer(markers.get(droneId));
+  // From a list, the drone may sit in a cluster or off screen: centre on it, zoomed in past
+  // clustering (zoom 15) so its own marker shows.
+  if (reveal && markers.has(droneId)) map.setView(markers.get(droneId).getLatLng(), Math.max(map.getZoom(), 15));
   state.selected = droneId;
   for (const id of [previous, droneId]) {
     const marker = id && markers.get(id);
     if (marker) marker.iconKey = null;  // redrawn (with or without the highlight) below
   }
   renderDrones();
+  openSheet();
   if (state.replay) { drawReplayTrail(); return; }
   const [track, alerts] = await Promise.all([
     api(`/api/drones/${encodeURIComponent(droneId)}/track?limit=2000&since=${serverNow() - 30 * 60 * 1000}`),
@@ -317,12 +453,20 @@ async function startReplay(from, to, speed) {
   if (!data) return;
   if (state.events) { state.events.close(); state.events = null; }
   setLive("replay", "replay");
-  state.replay = { from, to, speed, clock: from, flights: new Map(data.drones.map((f) => [f.drone_id, f.points])), alerts: data.alerts, playing: true, last: performance.now() };
+  const flights = new Map(data.drones.map((f) => [f.drone_id, f.points]));
+  // Open at the first data in the window, and say so; a window without any says that instead.
+  const first = Math.min(...[...flights.values()].filter((p) => p.length).map((p) => p[0].ts));
+  const empty = !Number.isFinite(first);
+  const note = $("replay-note");
+  note.hidden = !empty && first - from < 1000;
+  if (empty) note.textContent = `No drone reported between ${new Date(from).toLocaleString()} and ${new Date(to).toLocaleString()}: choose another window.`;
+  else note.textContent = `The first data in this window is at ${new Date(first).toLocaleString()}: playing from there.`;
+  state.replay = { from, to, speed, clock: empty ? from : Math.max(from, first), flights, alerts: data.alerts, playing: !empty, last: performance.now() };
   state.alerts = data.alerts;
   fitted = false;
   $("stats-title").textContent = "Fleet now";
-  $("replay-play").disabled = true;
-  $("replay-pause").disabled = false;
+  $("replay-play").disabled = !empty;
+  $("replay-pause").disabled = empty;
   requestAnimationFrame(replayTick);
 }
 
@@ -365,6 +509,7 @@ function drawReplayTrail() {
 
 function exitReplay() {
   state.replay = null;
+  $("replay-note").hidden = true;
   fitted = false;  // the live fleet may cover another area than the replayed one
   $("stats-title").textContent = "Fleet";
   $("replay").hidden = true;
@@ -502,6 +647,12 @@ $("login-form").addEventListener("submit", login);
 $("logout").addEventListener("click", logout);
 $("panel-close").addEventListener("click", closePanel);
 $("alert-filter").addEventListener("change", renderAlerts);
+for (const id of ["drone-search", "drone-sort", "drone-filter"]) {
+  $(id).addEventListener("input", () => renderList(state.replay ? state.replay.clock : serverNow()));
+}
+$("drone-labels").addEventListener("change", toggleLabels);
+$("sheet-toggle").addEventListener("click", () => setSheet($("side").classList.contains("collapsed")));
+new ResizeObserver(() => map.invalidateSize({ pan: false })).observe($("map-wrap"));
 $("fleet").addEventListener("change", (e) => {
   state.fleet = e.target.value;
   state.drones.clear(); state.alerts = []; fitted = false;
@@ -511,6 +662,9 @@ $("fleet").addEventListener("change", (e) => {
   refreshStats();
 });
 setupReplayControls();
+$("legend-ok").textContent = `> ${config.batteryLowPct} %`;
+$("legend-warn").textContent = `${config.batteryCriticalPct}–${config.batteryLowPct} %`;
+$("legend-crit").textContent = `≤ ${config.batteryCriticalPct} %`;
 // Ages move on even when no report arrives: re-judge stale/lost every second.
 setInterval(() => { if (!state.replay && state.session) renderDrones(); }, 1000);
 setInterval(refreshStats, 10000);
