@@ -222,7 +222,7 @@ function toggleLabels() {
 function setupBaseMap(base) {
   L.control.scale({ imperial: false }).addTo(map);
   if (!base) {
-    showGrid("No base map is configured: set DRONETRACK_DASHBOARD_TILES_MBTILES (offline) or DRONETRACK_DASHBOARD_TILE_URL.");
+    showGrid("No base map is configured (DRONETRACK_DASHBOARD_TILES_MBTILES or _TILE_URL).");
     return;
   }
   const { url, ...options } = base;
@@ -241,7 +241,7 @@ function setupBaseMap(base) {
 
 function showGrid(reason) {
   const notice = $("basemap-notice");
-  notice.textContent = `${reason} Showing a coordinate grid.`;
+  notice.textContent = `${reason} Coordinate grid shown.`;
   notice.hidden = false;
   $("map").classList.add("no-base-map");
   if (!state.grid && window.AutoGraticule) state.grid = new window.AutoGraticule({ minDistance: 110 }).addTo(map);
