@@ -229,6 +229,13 @@ def document() -> Json:
             [_FLEET],
             {"description": "An event stream", "content": {"text/event-stream": {}}},
         ),
+        "/api/replay/columns": _get(
+            "The replay window in compact form: per drone, delta-coded integer columns "
+            "(ts in ms; lat/lon in microdegrees; alt_m, speed_mps, battery_pct in tenths; "
+            "heading_deg in degrees; `scales` gives the divisors), and the window's alerts",
+            [_FLEET, _time("since", "window start"), _time("until", "window end (at most 6 h on)")],
+            _ok("The window's flights as columns", {"type": "object"}),
+        ),
     }
     return {
         "openapi": "3.1.0",

@@ -446,28 +446,69 @@ function showReplayForm(from, to, speed) {
   $("replay-speed").value = String(speed);
 }
 
+// A window is fetched in slices of REPLAY_SLICE_MS as compact columns (/api/replay/columns):
+// playing starts with the first slice that holds data, the rest arrives while it plays.
+const REPLAY_SLICE_MS = 2 * 60 * 1000;
+
+function decodeFlight(f, scales) {
+  const n = f.ts.length, points = new Array(n);
+  const acc = { ts: 0, lat: 0, lon: 0, alt_m: 0, speed_mps: 0, heading_deg: 0, battery_pct: 0 };
+  for (let i = 0; i < n; i++) {
+    const p = {};
+    for (const k in acc) { acc[k] += f[k][i]; p[k] = k === "ts" ? acc[k] : acc[k] / scales[k]; }
+    points[i] = p;
+  }
+  return points;
+}
+
 async function startReplay(from, to, speed) {
   const query = new URLSearchParams({ fleet: state.fleet, from: new Date(from).toISOString(), to: new Date(to).toISOString(), speed: String(speed) });
   history.replaceState(null, "", `?${query}`);
-  const data = await api(`/api/replay?since=${from}&until=${to}`);
-  if (!data) return;
   if (state.events) { state.events.close(); state.events = null; }
   setLive("replay", "replay");
-  const flights = new Map(data.drones.map((f) => [f.drone_id, f.points]));
-  // Open at the first data in the window, and say so; a window without any says that instead.
-  const first = Math.min(...[...flights.values()].filter((p) => p.length).map((p) => p[0].ts));
-  const empty = !Number.isFinite(first);
-  const note = $("replay-note");
-  note.hidden = !empty && first - from < 1000;
-  if (empty) note.textContent = `No drone reported between ${new Date(from).toLocaleString()} and ${new Date(to).toLocaleString()}: choose another window.`;
-  else note.textContent = `The first data in this window is at ${new Date(first).toLocaleString()}: playing from there.`;
-  state.replay = { from, to, speed, clock: empty ? from : Math.max(from, first), flights, alerts: data.alerts, playing: !empty, last: performance.now() };
-  state.alerts = data.alerts;
+  const r = { from, to, speed, clock: from, loadedUntil: from, flights: new Map(), alerts: [], playing: false, started: false, last: performance.now() };
+  state.replay = r;
+  state.alerts = r.alerts;
   fitted = false;
   $("stats-title").textContent = "Fleet now";
-  $("replay-play").disabled = !empty;
-  $("replay-pause").disabled = empty;
-  requestAnimationFrame(replayTick);
+  $("replay-play").disabled = true;
+  $("replay-pause").disabled = true;
+  const note = $("replay-note");
+  note.hidden = false;
+  note.textContent = "Loading…";
+  if (!state.replayTicking) { state.replayTicking = true; requestAnimationFrame(replayTick); }
+  for (let since = from; since < to; since += REPLAY_SLICE_MS) {
+    const until = Math.min(to, since + REPLAY_SLICE_MS);
+    const data = await api(`/api/replay/columns?since=${since}&until=${until}`);
+    if (state.replay !== r) return;  // another window, or back to live
+    if (!data) { note.textContent = "The replay could not be loaded."; return; }
+    for (const f of data.drones) {
+      const points = decodeFlight(f, data.scales);
+      const had = r.flights.get(f.drone_id);
+      r.flights.set(f.drone_id, had ? had.concat(points) : points);
+    }
+    r.alerts.push(...data.alerts);
+    r.loadedUntil = until;
+    if (!r.started && r.flights.size) beginReplay(r);
+  }
+  if (!r.started) {
+    note.textContent = `No drone reported between ${new Date(from).toLocaleString()} and ${new Date(to).toLocaleString()}: choose another window.`;
+    $("replay-play").disabled = false;
+  }
+}
+
+// Open at the first data in the window, and say so when that is later than its start.
+function beginReplay(r) {
+  const first = Math.min(...[...r.flights.values()].map((p) => p[0].ts));
+  r.started = true;
+  r.clock = Math.max(r.from, first);
+  r.playing = true;
+  r.last = performance.now();
+  const note = $("replay-note");
+  note.hidden = first - r.from < 1000;
+  note.textContent = `The first data in this window is at ${new Date(first).toLocaleString()}: playing from there.`;
+  $("replay-play").disabled = true;
+  $("replay-pause").disabled = false;
 }
 
 function replayPositions(clock) {
@@ -485,9 +526,10 @@ function replayPositions(clock) {
 
 function replayTick(now) {
   const r = state.replay;
-  if (!r) return;
+  if (!r) { state.replayTicking = false; return; }
   if (r.playing) {
-    r.clock = Math.min(r.to, r.clock + (now - r.last) * r.speed);
+    // Not past what has arrived: a slow link pauses the clock rather than showing gaps.
+    r.clock = Math.min(r.to, r.loadedUntil, r.clock + (now - r.last) * r.speed);
     if (r.clock >= r.to) { r.playing = false; $("replay-play").disabled = false; $("replay-pause").disabled = true; }
   }
   r.last = now;
@@ -542,7 +584,7 @@ function setupReplayControls() {
   });
   $("replay-seek").addEventListener("input", (e) => {
     const r = state.replay;
-    if (r) r.clock = r.from + (Number(e.target.value) / 1000) * (r.to - r.from);
+    if (r) r.clock = Math.min(r.loadedUntil, r.from + (Number(e.target.value) / 1000) * (r.to - r.from));
   });
   $("replay-exit").addEventListener("click", exitReplay);
 }
