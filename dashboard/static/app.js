@@ -61,55 +61,73 @@ function ageClass(ageMs) {
   return "";
 }
 
+function iconKey(drone, age) {
+  return `${batteryClass(drone.battery_pct)}|${age}|${Math.round(drone.heading_deg / 5) * 5}|${drone.drone_id === state.selected}`;
+}
+
 function icon(drone, age) {
   const heading = Math.round(drone.heading_deg / 5) * 5;
-  const key = `${batteryClass(drone.battery_pct)}|${age}|${heading}|${drone.drone_id === state.selected}`;
   const classes = ["drone", batteryClass(drone.battery_pct), age, drone.drone_id === state.selected ? "selected" : ""].join(" ");
   const html = `<div class="${classes}" data-drone-id="${escapeHtml(drone.drone_id)}">
     <svg viewBox="-18 -18 36 36" style="transform: rotate(${heading}deg)">
       <path class="arrow" d="M0 -17.5 L7 -8 L-7 -8 Z"/><circle r="8.5"/></svg></div>`;
-  return { key, icon: L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] }) };
+  return L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] });
 }
 
-function placeDrone(drone, ageMs) {
+// Markers are added to and moved in the cluster group in bulk (one pass over its tree per
+// update, not one per drone); an icon is rebuilt only when its look changed.
+function placeDrone(drone, ageMs, batch) {
   const age = ageClass(ageMs);
   let marker = markers.get(drone.drone_id);
   if (age === "lost") {
-    if (marker) { cluster.removeLayer(marker); markers.delete(drone.drone_id); }
+    if (marker) { batch.gone.push(marker); markers.delete(drone.drone_id); }
     return;
   }
-  const look = icon(drone, age);
+  const key = iconKey(drone, age);
   const battery = batteryClass(drone.battery_pct);
   if (marker && marker.batteryClass !== battery) clustersDirty = true;
   if (!marker) {
-    marker = L.marker([drone.lat, drone.lon], { icon: look.icon, keyboard: false, title: drone.drone_id });
-    marker.iconKey = look.key;
+    marker = L.marker([drone.lat, drone.lon], { icon: icon(drone, age), keyboard: false, title: drone.drone_id });
+    marker.iconKey = key;
     marker.on("click", () => select(drone.drone_id));
     markers.set(drone.drone_id, marker);
     if ($("drone-labels").checked) marker.bindTooltip(drone.drone_id, { permanent: true, direction: "right", offset: [14, 0], className: "drone-label" });
-    cluster.addLayer(marker);
+    batch.added.push(marker);
   } else {
     const ll = marker.getLatLng();
-    if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
-    if (marker.iconKey !== look.key) { marker.setIcon(look.icon); marker.iconKey = look.key; }
+    if (ll.lat !== drone.lat || ll.lng !== drone.lon) batch.moved.push([marker, drone.lat, drone.lon]);
+    if (marker.iconKey !== key) { marker.setIcon(icon(drone, age)); marker.iconKey = key; }
   }
   marker.batteryClass = battery;
+}
+
+function applyBatch(batch) {
+  if (batch.moved.length) {
+    const moved = batch.moved.map(([m]) => m);
+    cluster.removeLayers(moved);
+    for (const [m, lat, lon] of batch.moved) m.setLatLng([lat, lon]);
+    batch.added.push(...moved);
+  }
+  if (batch.gone.length) cluster.removeLayers(batch.gone);
+  if (batch.added.length) cluster.addLayers(batch.added);
 }
 
 function renderDrones() {
   const now = state.replay ? state.replay.clock : serverNow();
   const seen = new Set();
+  const batch = { added: [], moved: [], gone: [] };
   let reporting = 0, stale = 0;
   for (const drone of state.drones.values()) {
     const age = now - drone.ts;
-    placeDrone(drone, age);
+    placeDrone(drone, age, batch);
     seen.add(drone.drone_id);
     if (age < config.staleAfterMs) reporting++;
     else if (age < config.lostAfterMs) stale++;
   }
   for (const [id, marker] of markers) {
-    if (!seen.has(id)) { cluster.removeLayer(marker); markers.delete(id); }
+    if (!seen.has(id)) { batch.gone.push(marker); markers.delete(id); }
   }
+  applyBatch(batch);
   if (clustersDirty) { cluster.refreshClusters(); clustersDirty = false; }
   const shown = markers.size;
   $("summary").textContent = `${shown} on map · ${reporting} reporting · ${stale} silent`;
@@ -122,15 +140,16 @@ function renderDrones() {
     const drone = state.drones.get(state.selected);
     if (drone) { showPanel(drone, now); extendTrail(drone); }
   }
-  renderList(now);
+  renderList(now, !state.drones.size);
 }
 
 // ---- drone list -------------------------------------------------------------------------------
 // Search by id, sort, filter; a click centres the map on the drone and opens its panel. At most
 // LIST_ROWS rows are drawn: a large fleet is narrowed by the search, not scrolled through.
-const LIST_ROWS = 200;
+const LIST_ROWS = 100;
+const collator = new Intl.Collator(undefined, { numeric: true });  // "d-9" before "d-10"
 const SORTS = {
-  id: (a, b) => a.drone_id.localeCompare(b.drone_id, undefined, { numeric: true }),
+  id: (a, b) => collator.compare(a.drone_id, b.drone_id),
   battery: (a, b) => a.battery_pct - b.battery_pct,
   report: (a, b) => b.ts - a.ts,
   altitude: (a, b) => b.alt_m - a.alt_m,
@@ -149,7 +168,13 @@ function listFilter(now) {
   return () => true;
 }
 
-function renderList(now) {
+// Redrawn at most once a second (and on the operator's input): a live update of a large fleet
+// must not pay for rebuilding the list every time.
+let listDrawnAt = 0;
+function renderList(now, force = false) {
+  const at = performance.now();
+  if (!force && (at - listDrawnAt < 1000 || $("side").classList.contains("collapsed"))) return;
+  listDrawnAt = at;
   const list = $("drone-list");
   if (!state.drones.size) {
     list.replaceChildren(emptyFleet());
@@ -200,7 +225,9 @@ function emptyFleet() {
 // Below 820 px the side panel is a sheet under the map that collapses to its handle; the map
 // takes the room it leaves (Leaflet is told its size changed).
 function setSheet(open) {
+  const was = !$("side").classList.contains("collapsed");
   $("side").classList.toggle("collapsed", !open);
+  if (open && !was) renderList(state.replay ? state.replay.clock : serverNow(), true);
   $("sheet-toggle").setAttribute("aria-expanded", String(open));
   $("sheet-toggle").textContent = open ? "Hide panel" : "Show drones, alerts and fleet";
 }
@@ -690,7 +717,7 @@ $("logout").addEventListener("click", logout);
 $("panel-close").addEventListener("click", closePanel);
 $("alert-filter").addEventListener("change", renderAlerts);
 for (const id of ["drone-search", "drone-sort", "drone-filter"]) {
-  $(id).addEventListener("input", () => renderList(state.replay ? state.replay.clock : serverNow()));
+  $(id).addEventListener("input", () => renderList(state.replay ? state.replay.clock : serverNow(), true));
 }
 $("drone-labels").addEventListener("change", toggleLabels);
 $("sheet-toggle").addEventListener("click", () => setSheet($("side").classList.contains("collapsed")));
