@@ -42,6 +42,7 @@ const cluster = L.markerClusterGroup({
 });
 let clustersDirty = false;
 map.addLayer(cluster);
+document.body.dataset.renderer = "dom";
 const markers = new Map();  // drone_id -> L.Marker
 let trail = null;
 let fitted = false;
@@ -74,8 +75,33 @@ function icon(drone, age) {
   return L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] });
 }
 
-// Markers are added to and moved in the cluster group in bulk (one pass over its tree per
-// update, not one per drone); an icon is rebuilt only when its look changed.
+// A large fleet is drawn on one canvas (Leaflet's canvas renderer: a disc per drone, in its
+// battery colour, ringed when selected) instead of one DOM element per drone with clustering:
+// measured with bench/map.py, 5,000 clustered DOM markers took seconds per live update.
+const CANVAS_ABOVE = 1000;
+const canvasRenderer = L.canvas({ padding: 0.3, tolerance: 4 });
+const canvasLayer = L.layerGroup();
+const COLOURS = { ok: "#2e9d5b", warn: "#f49d37", crit: "#d7263d", stale: "#9aa3ae" };
+
+function canvasStyle(drone, age) {
+  const selected = drone.drone_id === state.selected;
+  return {
+    renderer: canvasRenderer, radius: selected ? 8 : 5, weight: selected ? 3 : 1, color: selected ? "#1d2330" : "#fff",
+    fillColor: COLOURS[age === "stale" ? "stale" : batteryClass(drone.battery_pct)], fillOpacity: 0.95,
+  };
+}
+
+// Switching between canvas and DOM markers starts the markers afresh.
+function chooseRenderer() {
+  const canvas = state.drones.size > CANVAS_ABOVE;
+  if (canvas === map.hasLayer(canvasLayer) && (canvas || map.hasLayer(cluster))) return;
+  cluster.clearLayers(); canvasLayer.clearLayers(); markers.clear();
+  if (canvas) { map.removeLayer(cluster); canvasLayer.addTo(map); } else { map.removeLayer(canvasLayer); cluster.addTo(map); }
+  document.body.dataset.renderer = canvas ? "canvas" : "dom";
+}
+
+// DOM markers are added to and moved in the cluster group in bulk (one pass over its tree per
+// update, not one per drone); an icon or style is rebuilt only when its look changed.
 function placeDrone(drone, ageMs, batch) {
   const age = ageClass(ageMs);
   let marker = markers.get(drone.drone_id);
@@ -86,6 +112,22 @@ function placeDrone(drone, ageMs, batch) {
   const key = iconKey(drone, age);
   const battery = batteryClass(drone.battery_pct);
   if (marker && marker.batteryClass !== battery) clustersDirty = true;
+  if (batch.canvas) {
+    if (!marker) {
+      marker = L.circleMarker([drone.lat, drone.lon], canvasStyle(drone, age));
+      marker.on("click", () => select(drone.drone_id));
+      markers.set(drone.drone_id, marker);
+      if ($("drone-labels").checked) marker.bindTooltip(drone.drone_id, { permanent: true, direction: "right", offset: [8, 0], className: "drone-label" });
+      batch.added.push(marker);
+    } else {
+      const ll = marker.getLatLng();
+      if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
+      if (marker.iconKey !== key) { const st = canvasStyle(drone, age); marker.setStyle(st); marker.setRadius(st.radius); }
+    }
+    marker.iconKey = key;
+    marker.batteryClass = battery;
+    return;
+  }
   if (!marker) {
     marker = L.marker([drone.lat, drone.lon], { icon: icon(drone, age), keyboard: false, title: drone.drone_id });
     marker.iconKey = key;
@@ -102,6 +144,11 @@ function placeDrone(drone, ageMs, batch) {
 }
 
 function applyBatch(batch) {
+  if (batch.canvas) {
+    for (const m of batch.gone) canvasLayer.removeLayer(m);
+    for (const m of batch.added) canvasLayer.addLayer(m);
+    return;
+  }
   if (batch.moved.length) {
     const moved = batch.moved.map(([m]) => m);
     cluster.removeLayers(moved);
@@ -115,7 +162,8 @@ function applyBatch(batch) {
 function renderDrones() {
   const now = state.replay ? state.replay.clock : serverNow();
   const seen = new Set();
-  const batch = { added: [], moved: [], gone: [] };
+  chooseRenderer();
+  const batch = { added: [], moved: [], gone: [], canvas: map.hasLayer(canvasLayer) };
   let reporting = 0, stale = 0;
   for (const drone of state.drones.values()) {
     const age = now - drone.ts;

@@ -246,3 +246,39 @@ async def test_live_updates_carry_only_what_changed(page: Page, dashboard: Dashb
     snapshot = next(data for kind, data in after if kind == "drones")
     assert sorted(d["drone_id"] for d in snapshot["drones"]) == ["a-1", "a-2", "a-3"]
     await expect(page.locator("#live")).to_have_text("live")
+
+
+async def test_a_fleet_over_a_thousand_is_drawn_on_a_canvas(
+    page: Page, dashboard: Dashboard, artifacts: Path
+) -> None:
+    t0 = now_ms()
+    await dashboard.store.write_telemetry(
+        [
+            telemetry(
+                "bravo",
+                f"swarm-{i:04d}",
+                t0,
+                battery=(i * 7) % 100,
+                lat=47.30 + (i * 7919 % 1000) / 1000 * 0.12,  # scattered, repeatably
+                lon=8.45 + (i * 104729 % 997) / 997 * 0.18,
+            )
+            for i in range(1_200)
+        ]
+    )
+    await sign_in(page, dashboard, "bob")
+    await expect(page.locator("body")).to_have_attribute("data-renderer", "canvas")
+    await expect(page.locator("body")).to_have_attribute("data-markers", "1201")
+    await expect(page.locator(".leaflet-overlay-pane canvas")).to_have_count(1)
+    await expect(page.locator(MARKER)).to_have_count(0)
+    await expect(page.locator(".marker-cluster")).to_have_count(0)
+    # A click on a drone's disc opens its panel, as a marker does.
+    await page.wait_for_function("() => !map._animatingZoom")
+    box = await page.locator("#map").bounding_box()
+    assert box is not None
+    x, y = await page.evaluate(
+        "() => { const p = map.latLngToContainerPoint(markers.get('swarm-0007').getLatLng());"
+        " return [p.x, p.y]; }"
+    )
+    await page.mouse.click(box["x"] + x, box["y"] + y)
+    await expect(page.locator("#panel-title")).to_have_text(re.compile(r"^swarm-\d{4}$"))
+    await page.screenshot(path=artifacts / "canvas-fleet.png")
