@@ -59,8 +59,12 @@ PROBE = """
         const start = performance.now();
         listener(e);
         const sync = performance.now() - start;
-        requestAnimationFrame(() => setTimeout(() => bench.updates.push(
-          { type, bytes: e.data.length, sync, painted: performance.now() - start }), 0));
+        requestAnimationFrame(() => setTimeout(() => {
+          const painted = performance.now() - start;
+          const data = JSON.parse(e.data);  // after the timing: how many drones it carried
+          const drones = Array.isArray(data.drones) ? data.drones.length : 0;
+          bench.updates.push({ type, bytes: e.data.length, sync, painted, drones });
+        }, 0));
       }, ...rest);
     }
   };
@@ -135,7 +139,11 @@ def live_report(title: str, bench: dict[str, Any], seconds: float) -> None:
         )
     print(f"    long tasks   {bench['longtask_ms'] / seconds:.0f} ms per second")
     if deltas:
-        print(f"    delta        mean {statistics.mean(deltas) / 1000:.1f} kB")
+        carried = statistics.mean(u["drones"] for u in drones if u["type"] == "drones-delta")
+        print(
+            f"    delta        mean {statistics.mean(deltas) / 1000:.1f} kB, "
+            f"{carried:.0f} drones (those that reported since the update before)"
+        )
 
 
 async def main(args: argparse.Namespace) -> None:

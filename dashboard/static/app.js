@@ -521,9 +521,11 @@ function showReplayForm(from, to, speed) {
   $("replay-speed").value = String(speed);
 }
 
-// A window is fetched in slices of REPLAY_SLICE_MS as compact columns (/api/replay/columns):
-// playing starts with the first slice that holds data, the rest arrives while it plays.
+// A window is fetched in slices as compact columns (/api/replay/columns): playing starts with
+// the first slice that holds data, the rest arrives while it plays.
+// The first slice is short, so a large fleet starts playing within a couple of seconds.
 const REPLAY_SLICE_MS = 2 * 60 * 1000;
+const REPLAY_FIRST_SLICE_MS = 15 * 1000;
 
 function decodeFlight(f, scales) {
   const n = f.ts.length, points = new Array(n);
@@ -552,8 +554,8 @@ async function startReplay(from, to, speed) {
   note.hidden = false;
   note.textContent = "Loading…";
   if (!state.replayTicking) { state.replayTicking = true; requestAnimationFrame(replayTick); }
-  for (let since = from; since < to; since += REPLAY_SLICE_MS) {
-    const until = Math.min(to, since + REPLAY_SLICE_MS);
+  for (let since = from, until; since < to; since = until) {
+    until = Math.min(to, since + (since === from ? REPLAY_FIRST_SLICE_MS : REPLAY_SLICE_MS));
     const data = await api(`/api/replay/columns?since=${since}&until=${until}`);
     if (state.replay !== r) return;  // another window, or back to live
     if (!data) { note.textContent = "The replay could not be loaded."; return; }
