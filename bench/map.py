@@ -152,6 +152,9 @@ async def main(args: argparse.Namespace) -> None:
         sqlite_path=workdir / "store.sqlite3",
         dashboard_session_secret=secrets.token_hex(16),
         dashboard_refresh_ms=1000,
+        # Below the refresh interval, so each 1 s poll sees the newest state (at 1000 ms a poll
+        # can land just inside the previous entry's life, and updates come every 2 s).
+        dashboard_cache_ttl_ms=500,
         dashboard_tile_url="",
         log_level="WARNING",
     )

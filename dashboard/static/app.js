@@ -86,7 +86,8 @@ const COLOURS = { ok: "#2e9d5b", warn: "#f49d37", crit: "#d7263d", stale: "#9aa3
 function canvasStyle(drone, age) {
   const selected = drone.drone_id === state.selected;
   return {
-    renderer: canvasRenderer, radius: selected ? 8 : 5, weight: selected ? 3 : 1, color: selected ? "#1d2330" : "#fff",
+    // Unselected discs have no outline: one fill per drone per frame instead of two strokes.
+    renderer: canvasRenderer, radius: selected ? 8 : 5, stroke: selected, weight: 3, color: "#1d2330",
     fillColor: COLOURS[age === "stale" ? "stale" : batteryClass(drone.battery_pct)], fillOpacity: 0.95,
   };
 }
