@@ -189,7 +189,7 @@ function renderDrones() {
     const drone = state.drones.get(state.selected);
     if (drone) { showPanel(drone, now); extendTrail(drone); }
   }
-  renderList(now, !state.drones.size);
+  renderList(now);
 }
 
 // ---- drone list -------------------------------------------------------------------------------
@@ -219,11 +219,13 @@ function listFilter(now) {
 
 // Redrawn at most once a second (and on the operator's input): a live update of a large fleet
 // must not pay for rebuilding the list every time.
-let listDrawnAt = 0;
+let listDrawnAt = 0, listDrawnSize = -1;
 function renderList(now, force = false) {
   const at = performance.now();
+  if (state.drones.size !== listDrawnSize) force = true;  // drones came or went: at once
   if (!force && (at - listDrawnAt < 1000 || $("side").classList.contains("collapsed"))) return;
   listDrawnAt = at;
+  listDrawnSize = state.drones.size;
   const list = $("drone-list");
   if (!state.drones.size) {
     list.replaceChildren(emptyFleet());

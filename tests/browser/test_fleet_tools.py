@@ -165,6 +165,8 @@ async def test_replay_opens_at_the_first_data(
     await expect(note).to_be_visible()
     await expect(note).to_contain_text("first data in this window")
     await expect(page.locator(f'{MARKER}[data-drone-id="a-1"]')).to_be_visible()
+    await expect(page.locator(ROW)).to_have_count(1)  # the list follows the replay
+    await expect(page.locator(f'{ROW}[data-drone-id="a-1"]')).to_be_visible()
     clock: int = await page.evaluate("state.replay.clock")
     assert t0 - 119_000 <= clock < t0 - 100_000
     await page.screenshot(path=artifacts / "replay-first-data.png")
