@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium clean
+.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-map bench-store bench-streams chromium clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ chromium:
 
 bench-dashboard: $(STAMP)
 	$(BIN)/python -m bench.dashboard
+
+# The map page in chromium: 5,000 live drones and a 10-minute replay of 1,000.
+bench-map: $(STAMP) chromium
+	$(BIN)/python -m bench.map
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
