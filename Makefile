@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-store bench-streams chromium promtool clean
+.PHONY: run test lint typecheck unit bench-ingest bench-dashboard bench-map bench-store bench-streams chromium promtool clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "Installing the pinned dependencies into $(VENV)/ (the first time takes a few minutes)..."
@@ -37,6 +37,10 @@ promtool:
 
 bench-dashboard: $(STAMP)
 	$(BIN)/python -m bench.dashboard
+
+# The map page in chromium: 5,000 live drones and a 10-minute replay of 1,000.
+bench-map: $(STAMP) chromium
+	$(BIN)/python -m bench.map
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from dashboard import auth
 from dashboard.cache import open_cache
+from dashboard.compression import compress_json
 from dashboard.keys import (
     CACHE,
     HUB,
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
         window_s=settings.dashboard_login_window_s,
     )
     app.middlewares.append(auth.guard)
+    app.middlewares.append(compress_json)
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_end_streams)
     setup_routes(app)

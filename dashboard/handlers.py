@@ -17,6 +17,7 @@ from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
+from dashboard.tiles import map_config
 from dronetrack.record import MAX_EPOCH_MS
 from dronetrack.web import Problem
 
@@ -105,6 +106,19 @@ def _time(request: web.Request, name: str) -> int | None:
     return parsed
 
 
+def _window(request: web.Request) -> tuple[int, int]:
+    """Replay's required window ``[since, until)``, at most ``MAX_REPLAY_MS`` long."""
+    since, until = _time(request, "since"), _time(request, "until")
+    if since is None or until is None:
+        missing = "since" if since is None else "until"
+        raise BadQuery(missing, "is required: replay shows a window [since, until)")
+    if not 0 < until - since <= MAX_REPLAY_MS:
+        raise BadQuery(
+            "until", f"must be after since and at most {MAX_REPLAY_MS // 3_600_000} h after it"
+        )
+    return since, until
+
+
 def _limit(request: web.Request, default: int, maximum: int) -> int:
     raw = request.query.get("limit")
     if raw is None:
@@ -136,6 +150,7 @@ async def index(request: web.Request) -> web.Response:
             "tileUrl": settings.dashboard_tile_url,
             "staleAfterMs": int(settings.dashboard_stale_after_s * 1000),
             "lostAfterMs": int(settings.dashboard_lost_after_s * 1000),
+            **map_config(request.app),  # base layer and battery colours
         }
     ).replace("</", "<\\/")
     return web.Response(
@@ -263,14 +278,7 @@ async def fleet_stats(request: web.Request) -> web.Response:
 async def replay(request: web.Request) -> web.Response:
     """Every drone's track over ``[since, until)`` oldest first, and the alerts raised in it."""
     fleet = _fleet(request)
-    since, until = _time(request, "since"), _time(request, "until")
-    if since is None or until is None:
-        missing = "since" if since is None else "until"
-        raise BadQuery(missing, "is required: replay shows a window [since, until)")
-    if not 0 < until - since <= MAX_REPLAY_MS:
-        raise BadQuery(
-            "until", f"must be after since and at most {MAX_REPLAY_MS // 3_600_000} h after it"
-        )
+    since, until = _window(request)
     reads = request.app[READS]
     # A drone whose latest report is older than the window did not fly in it.
     active = [d.drone_id for d in await reads.latest(fleet) if d.ts >= since]

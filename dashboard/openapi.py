@@ -263,6 +263,17 @@ def document() -> Json:
             [_FLEET],
             {"description": "An event stream", "content": {"text/event-stream": {}}},
         ),
+        "/api/replay/columns": _get(
+            "The replay window in compact form: per drone, delta-coded integer columns "
+            "(ts in ms; lat/lon in microdegrees; alt_m, speed_mps, battery_pct in tenths; "
+            "heading_deg in degrees; `scales` gives the divisors), and the window's alerts",
+            [
+                _FLEET,
+                _time("since", "window start", required=True),
+                _time("until", "window end (after since, at most 6 h on)", required=True),
+            ],
+            _ok("The window's flights as columns", {"type": "object"}),
+        ),
     }
     return {
         "openapi": "3.1.0",

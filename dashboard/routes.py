@@ -9,6 +9,8 @@ import xstatic.pkg.leaflet_markercluster
 from aiohttp import web
 
 from dashboard import auth, handlers
+from dashboard.replay import replay_columns
+from dashboard.tiles import setup_tiles
 
 STATIC = Path(__file__).parent / "static"
 
@@ -29,6 +31,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/stats", handlers.fleet_stats)
     r.add_get("/api/replay", handlers.replay)
     r.add_get("/api/events", handlers.events)
+    # The base map from a local MBTiles file (outside /api/, public like the scripts), and
+    # replay in compact columns.
+    setup_tiles(app)
+    r.add_get("/api/replay/columns", replay_columns)
     r.add_static("/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     r.add_static("/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)
     r.add_static("/static", STATIC)

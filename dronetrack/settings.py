@@ -165,6 +165,9 @@ class Settings:
     dashboard_login_failures_per_name: int = 10
     dashboard_login_failures_per_address: int = 50
     dashboard_login_window_s: int = 900
+    # A local raster tile set (an MBTiles file) for the base map, served at /tiles/: the map
+    # works without internet. Empty: tiles come from DRONETRACK_DASHBOARD_TILE_URL.
+    dashboard_tiles_mbtiles: str = ""
 
     # The MAVLink bridge (`dronetrack bridge mavlink`), run beside the drones' ground link.
     # Links, comma-separated: udp:HOST:PORT (listen), tcp:HOST:PORT (connect), serial:DEV[:BAUD].

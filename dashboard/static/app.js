@@ -15,14 +15,13 @@ const state = {
   selected: null,
   events: null,
   replay: null,
+  grid: null,          // the coordinate grid, while no base map shows
+  attribution: null,   // the base map's credit, shown only while its tiles do
 };
 
 // ---- map ------------------------------------------------------------------------------------
 const map = L.map("map", { worldCopyJump: true, maxZoom: 19 }).setView([47.3769, 8.5417], 12);
-if (config.tileUrl) {
-  // Without network the tiles fail quietly and the markers stay on the plain background.
-  L.tileLayer(config.tileUrl, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
-}
+setupBaseMap(config.baseLayer);
 const cluster = L.markerClusterGroup({
   maxClusterRadius: 40,
   disableClusteringAtZoom: 15,
@@ -43,14 +42,15 @@ const cluster = L.markerClusterGroup({
 });
 let clustersDirty = false;
 map.addLayer(cluster);
-L.control.scale({ imperial: false }).addTo(map);
+document.body.dataset.renderer = "dom";
 const markers = new Map();  // drone_id -> L.Marker
 let trail = null;
 let fitted = false;
 
+// Colours turn where the stream worker raises battery alerts (at or below), from the settings.
 function batteryClass(pct) {
-  if (pct < 15) return "crit";
-  if (pct < 35) return "warn";
+  if (pct <= config.batteryCriticalPct) return "crit";
+  if (pct <= config.batteryLowPct) return "warn";
   return "ok";
 }
 
@@ -62,54 +62,121 @@ function ageClass(ageMs) {
   return "";
 }
 
+function iconKey(drone, age) {
+  return `${batteryClass(drone.battery_pct)}|${age}|${Math.round(drone.heading_deg / 5) * 5}|${drone.drone_id === state.selected}`;
+}
+
 function icon(drone, age) {
   const heading = Math.round(drone.heading_deg / 5) * 5;
-  const key = `${batteryClass(drone.battery_pct)}|${age}|${heading}|${drone.drone_id === state.selected}`;
   const classes = ["drone", batteryClass(drone.battery_pct), age, drone.drone_id === state.selected ? "selected" : ""].join(" ");
   const html = `<div class="${classes}" data-drone-id="${escapeHtml(drone.drone_id)}">
     <svg viewBox="-18 -18 36 36" style="transform: rotate(${heading}deg)">
       <path class="arrow" d="M0 -17.5 L7 -8 L-7 -8 Z"/><circle r="8.5"/></svg></div>`;
-  return { key, icon: L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] }) };
+  return L.divIcon({ html, className: "drone-marker", iconSize: [36, 36], iconAnchor: [18, 18] });
 }
 
-function placeDrone(drone, ageMs) {
+// A large fleet is drawn on one canvas (Leaflet's canvas renderer: a disc per drone, in its
+// battery colour, ringed when selected) instead of one DOM element per drone with clustering:
+// measured with bench/map.py, 5,000 clustered DOM markers took seconds per live update.
+const CANVAS_ABOVE = 1000;
+const canvasRenderer = L.canvas({ padding: 0.3, tolerance: 4 });
+const canvasLayer = L.layerGroup();
+const COLOURS = { ok: "#2e9d5b", warn: "#f49d37", crit: "#d7263d", stale: "#9aa3ae" };
+
+function canvasStyle(drone, age) {
+  const selected = drone.drone_id === state.selected;
+  return {
+    // Unselected discs have no outline: one fill per drone per frame instead of two strokes.
+    renderer: canvasRenderer, radius: selected ? 8 : 5, stroke: selected, weight: 3, color: "#1d2330",
+    fillColor: COLOURS[age === "stale" ? "stale" : batteryClass(drone.battery_pct)], fillOpacity: 0.95,
+  };
+}
+
+// Switching between canvas and DOM markers starts the markers afresh.
+function chooseRenderer() {
+  const canvas = state.drones.size > CANVAS_ABOVE;
+  if (canvas === map.hasLayer(canvasLayer) && (canvas || map.hasLayer(cluster))) return;
+  cluster.clearLayers(); canvasLayer.clearLayers(); markers.clear();
+  if (canvas) { map.removeLayer(cluster); canvasLayer.addTo(map); } else { map.removeLayer(canvasLayer); cluster.addTo(map); }
+  document.body.dataset.renderer = canvas ? "canvas" : "dom";
+}
+
+// DOM markers are added to and moved in the cluster group in bulk (one pass over its tree per
+// update, not one per drone); an icon or style is rebuilt only when its look changed.
+function placeDrone(drone, ageMs, batch) {
   const age = ageClass(ageMs);
   let marker = markers.get(drone.drone_id);
   if (age === "lost") {
-    if (marker) { cluster.removeLayer(marker); markers.delete(drone.drone_id); }
+    if (marker) { batch.gone.push(marker); markers.delete(drone.drone_id); }
     return;
   }
-  const look = icon(drone, age);
+  const key = iconKey(drone, age);
   const battery = batteryClass(drone.battery_pct);
   if (marker && marker.batteryClass !== battery) clustersDirty = true;
+  if (batch.canvas) {
+    if (!marker) {
+      marker = L.circleMarker([drone.lat, drone.lon], canvasStyle(drone, age));
+      marker.on("click", () => select(drone.drone_id));
+      markers.set(drone.drone_id, marker);
+      if ($("drone-labels").checked) marker.bindTooltip(drone.drone_id, { permanent: true, direction: "right", offset: [8, 0], className: "drone-label" });
+      batch.added.push(marker);
+    } else {
+      const ll = marker.getLatLng();
+      if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
+      if (marker.iconKey !== key) { const st = canvasStyle(drone, age); marker.setStyle(st); marker.setRadius(st.radius); }
+    }
+    marker.iconKey = key;
+    marker.batteryClass = battery;
+    return;
+  }
   if (!marker) {
-    marker = L.marker([drone.lat, drone.lon], { icon: look.icon, keyboard: false, title: drone.drone_id });
-    marker.iconKey = look.key;
+    marker = L.marker([drone.lat, drone.lon], { icon: icon(drone, age), keyboard: false, title: drone.drone_id });
+    marker.iconKey = key;
     marker.on("click", () => select(drone.drone_id));
     markers.set(drone.drone_id, marker);
-    cluster.addLayer(marker);
+    if ($("drone-labels").checked) marker.bindTooltip(drone.drone_id, { permanent: true, direction: "right", offset: [14, 0], className: "drone-label" });
+    batch.added.push(marker);
   } else {
     const ll = marker.getLatLng();
-    if (ll.lat !== drone.lat || ll.lng !== drone.lon) marker.setLatLng([drone.lat, drone.lon]);
-    if (marker.iconKey !== look.key) { marker.setIcon(look.icon); marker.iconKey = look.key; }
+    if (ll.lat !== drone.lat || ll.lng !== drone.lon) batch.moved.push([marker, drone.lat, drone.lon]);
+    if (marker.iconKey !== key) { marker.setIcon(icon(drone, age)); marker.iconKey = key; }
   }
   marker.batteryClass = battery;
+}
+
+function applyBatch(batch) {
+  if (batch.canvas) {
+    for (const m of batch.gone) canvasLayer.removeLayer(m);
+    for (const m of batch.added) canvasLayer.addLayer(m);
+    return;
+  }
+  if (batch.moved.length) {
+    const moved = batch.moved.map(([m]) => m);
+    cluster.removeLayers(moved);
+    for (const [m, lat, lon] of batch.moved) m.setLatLng([lat, lon]);
+    batch.added.push(...moved);
+  }
+  if (batch.gone.length) cluster.removeLayers(batch.gone);
+  if (batch.added.length) cluster.addLayers(batch.added);
 }
 
 function renderDrones() {
   const now = state.replay ? state.replay.clock : serverNow();
   const seen = new Set();
+  chooseRenderer();
+  const batch = { added: [], moved: [], gone: [], canvas: map.hasLayer(canvasLayer) };
   let reporting = 0, stale = 0;
   for (const drone of state.drones.values()) {
     const age = now - drone.ts;
-    placeDrone(drone, age);
+    placeDrone(drone, age, batch);
     seen.add(drone.drone_id);
     if (age < config.staleAfterMs) reporting++;
     else if (age < config.lostAfterMs) stale++;
   }
   for (const [id, marker] of markers) {
-    if (!seen.has(id)) { cluster.removeLayer(marker); markers.delete(id); }
+    if (!seen.has(id)) { batch.gone.push(marker); markers.delete(id); }
   }
+  applyBatch(batch);
   if (clustersDirty) { cluster.refreshClusters(); clustersDirty = false; }
   const shown = markers.size;
   $("summary").textContent = `${shown} on map · ${reporting} reporting · ${stale} silent`;
@@ -121,6 +188,151 @@ function renderDrones() {
   if (state.selected) {
     const drone = state.drones.get(state.selected);
     if (drone) { showPanel(drone, now); extendTrail(drone); }
+  }
+  renderList(now);
+}
+
+// ---- drone list -------------------------------------------------------------------------------
+// Search by id, sort, filter; a click centres the map on the drone and opens its panel. At most
+// LIST_ROWS rows are drawn: a large fleet is narrowed by the search, not scrolled through.
+const LIST_ROWS = 100;
+const collator = new Intl.Collator(undefined, { numeric: true });  // "d-9" before "d-10"
+const SORTS = {
+  id: (a, b) => collator.compare(a.drone_id, b.drone_id),
+  battery: (a, b) => a.battery_pct - b.battery_pct,
+  report: (a, b) => b.ts - a.ts,
+  altitude: (a, b) => b.alt_m - a.alt_m,
+  speed: (a, b) => b.speed_mps - a.speed_mps,
+};
+
+function listFilter(now) {
+  const filter = $("drone-filter").value;
+  if (filter === "alert") {
+    const at = state.replay ? state.replay.clock : Infinity;
+    const alerting = new Set(state.alerts.filter((a) => a.raised_at <= at && alertState(a, at) === "active").map((a) => a.drone_id));
+    return (d) => alerting.has(d.drone_id);
+  }
+  if (filter === "silent") return (d) => now - d.ts >= config.staleAfterMs;
+  if (filter === "low") return (d) => d.battery_pct <= config.batteryLowPct;
+  return () => true;
+}
+
+// Redrawn at most once a second (and on the operator's input): a live update of a large fleet
+// must not pay for rebuilding the list every time.
+let listDrawnAt = 0, listDrawnSize = -1;
+function renderList(now, force = false) {
+  const at = performance.now();
+  if (state.drones.size !== listDrawnSize) force = true;  // drones came or went: at once
+  if (!force && (at - listDrawnAt < 1000 || $("side").classList.contains("collapsed"))) return;
+  listDrawnAt = at;
+  listDrawnSize = state.drones.size;
+  const list = $("drone-list");
+  if (!state.drones.size) {
+    list.replaceChildren(emptyFleet());
+    $("drones-title").textContent = "Drones";
+    return;
+  }
+  const needle = $("drone-search").value.trim().toLowerCase();
+  const keep = listFilter(now);
+  const rows = [...state.drones.values()]
+    .filter((d) => (!needle || d.drone_id.toLowerCase().includes(needle)) && keep(d))
+    .sort(SORTS[$("drone-sort").value] || SORTS.id);
+  $("drones-title").textContent = `Drones (${rows.length} of ${state.drones.size})`;
+  if (!rows.length) { list.replaceChildren(el("li", "No drone matches.", "empty")); return; }
+  const items = rows.slice(0, LIST_ROWS).map((d) => {
+    const age = now - d.ts;
+    const li = el("li", "", `drone-row ${batteryClass(d.battery_pct)} ${age >= config.staleAfterMs ? "stale" : ""}`);
+    li.dataset.droneId = d.drone_id;
+    if (d.drone_id === state.selected) li.classList.add("selected");
+    const button = el("button", "", "drone-pick");
+    button.type = "button";
+    button.append(
+      el("strong", d.drone_id),
+      el("span", `${d.battery_pct.toFixed(0)} %`, "battery"),
+      el("span", `${d.alt_m.toFixed(0)} m`),
+      el("span", `${d.speed_mps.toFixed(1)} m/s`),
+      el("span", formatAge(Math.max(0, age)), "age"),
+    );
+    button.addEventListener("click", () => select(d.drone_id, true));
+    li.append(button);
+    return li;
+  });
+  if (rows.length > LIST_ROWS) items.push(el("li", `… and ${rows.length - LIST_ROWS} more: search to narrow.`, "empty"));
+  list.replaceChildren(...items);
+}
+
+// What an empty fleet means and how its first drone appears.
+function emptyFleet() {
+  const li = el("li", "", "empty");
+  if (state.replay) { li.textContent = "No drone reported in this window."; return li; }
+  li.append(
+    el("p", `No drone has reported to fleet “${state.fleet || ""}” yet.`),
+    el("p", "A drone appears here with its first report: POST it to the ingest service's /v1/telemetry with the fleet's token (dronetrack token create FLEET), or fly a simulated fleet with dronetrack simulate. See docs/ingest.md."),
+  );
+  return li;
+}
+
+// ---- phones and tablets ---------------------------------------------------------------------
+// Below 820 px the side panel is a sheet under the map that collapses to its handle; the map
+// takes the room it leaves (Leaflet is told its size changed).
+function setSheet(open) {
+  const was = !$("side").classList.contains("collapsed");
+  $("side").classList.toggle("collapsed", !open);
+  if (open && !was) renderList(state.replay ? state.replay.clock : serverNow(), true);
+  $("sheet-toggle").setAttribute("aria-expanded", String(open));
+  $("sheet-toggle").textContent = open ? "Hide panel" : "Show drones, alerts and fleet";
+}
+
+function openSheet() { setSheet(true); }
+
+function toggleLabels() {
+  const on = $("drone-labels").checked;
+  for (const [id, marker] of markers) {
+    if (on && !marker.getTooltip()) marker.bindTooltip(id, { permanent: true, direction: "right", offset: [14, 0], className: "drone-label" });
+    else if (!on && marker.getTooltip()) marker.unbindTooltip();
+  }
+}
+
+// ---- base map -------------------------------------------------------------------------------
+// Tiles from the local tile set or a tile server. When none is set, or none of the tiles in view
+// loads (no internet, outside the tile set), the map says so and draws a labelled coordinate
+// grid; the scale bar is always there, so positions and distances still mean something.
+function setupBaseMap(base) {
+  L.control.scale({ imperial: false }).addTo(map);
+  if (!base) {
+    showGrid("No base map is configured (DRONETRACK_DASHBOARD_TILES_MBTILES or _TILE_URL).");
+    return;
+  }
+  const { url, ...options } = base;
+  const layer = L.tileLayer(url, { maxZoom: 19, ...options, attribution: "" }).addTo(map);
+  const judge = () => {
+    const tiles = layer.getContainer() ? layer.getContainer().querySelectorAll("img") : [];
+    const loaded = [...tiles].filter((t) => t.classList.contains("leaflet-tile-loaded") && t.naturalWidth > 0);
+    if (loaded.length) hideGrid(options.attribution);
+    else showGrid(url.startsWith("/")
+      ? "No base map here: the local tile set does not cover this area or zoom."
+      : "Base map unavailable: tiles could not be loaded (no internet?).");
+  };
+  layer.on("load", judge);
+  map.on("moveend", () => { if (!layer.isLoading()) judge(); });
+}
+
+function showGrid(reason) {
+  const notice = $("basemap-notice");
+  notice.textContent = `${reason} Coordinate grid shown.`;
+  notice.hidden = false;
+  $("map").classList.add("no-base-map");
+  if (!state.grid && window.AutoGraticule) state.grid = new window.AutoGraticule({ minDistance: 110 }).addTo(map);
+  if (state.attribution) { map.attributionControl.removeAttribution(state.attribution); state.attribution = null; }
+}
+
+function hideGrid(attribution) {
+  $("basemap-notice").hidden = true;
+  $("map").classList.remove("no-base-map");
+  if (state.grid) { map.removeLayer(state.grid); state.grid = null; }
+  if (attribution && state.attribution !== attribution) {
+    map.attributionControl.addAttribution(attribution);
+    state.attribution = attribution;
   }
 }
 
@@ -147,14 +359,16 @@ function showPanel(drone, now) {
 
 async function select(droneId, reveal = false) {
   const previous = state.selected;
-  // From a list, the drone may sit in a cluster or off screen: bring it into view.
-  if (reveal && markers.has(droneId)) cluster.zoomToShowLayer(markers.get(droneId));
+  // From a list, the drone may sit in a cluster or off screen: centre on it, zoomed in past
+  // clustering (zoom 15) so its own marker shows.
+  if (reveal && markers.has(droneId)) map.setView(markers.get(droneId).getLatLng(), Math.max(map.getZoom(), 15));
   state.selected = droneId;
   for (const id of [previous, droneId]) {
     const marker = id && markers.get(id);
     if (marker) marker.iconKey = null;  // redrawn (with or without the highlight) below
   }
   renderDrones();
+  openSheet();
   if (state.replay) { drawReplayTrail(); return; }
   const [track, alerts] = await Promise.all([
     api(`/api/drones/${encodeURIComponent(droneId)}/track?limit=2000&since=${serverNow() - 30 * 60 * 1000}`),
@@ -310,20 +524,71 @@ function showReplayForm(from, to, speed) {
   $("replay-speed").value = String(speed);
 }
 
+// A window is fetched in slices as compact columns (/api/replay/columns): playing starts with
+// the first slice that holds data, the rest arrives while it plays.
+// The first slice is short, so a large fleet starts playing within a couple of seconds.
+const REPLAY_SLICE_MS = 2 * 60 * 1000;
+const REPLAY_FIRST_SLICE_MS = 15 * 1000;
+
+function decodeFlight(f, scales) {
+  const n = f.ts.length, points = new Array(n);
+  const acc = { ts: 0, lat: 0, lon: 0, alt_m: 0, speed_mps: 0, heading_deg: 0, battery_pct: 0 };
+  for (let i = 0; i < n; i++) {
+    const p = {};
+    for (const k in acc) { acc[k] += f[k][i]; p[k] = k === "ts" ? acc[k] : acc[k] / scales[k]; }
+    points[i] = p;
+  }
+  return points;
+}
+
 async function startReplay(from, to, speed) {
   const query = new URLSearchParams({ fleet: state.fleet, from: new Date(from).toISOString(), to: new Date(to).toISOString(), speed: String(speed) });
   history.replaceState(null, "", `?${query}`);
-  const data = await api(`/api/replay?since=${from}&until=${to}`);
-  if (!data) return;
   if (state.events) { state.events.close(); state.events = null; }
   setLive("replay", "replay");
-  state.replay = { from, to, speed, clock: from, flights: new Map(data.drones.map((f) => [f.drone_id, f.points])), alerts: data.alerts, playing: true, last: performance.now() };
-  state.alerts = data.alerts;
+  const r = { from, to, speed, clock: from, loadedUntil: from, flights: new Map(), alerts: [], playing: false, started: false, last: performance.now() };
+  state.replay = r;
+  state.alerts = r.alerts;
   fitted = false;
   $("stats-title").textContent = "Fleet now";
   $("replay-play").disabled = true;
+  $("replay-pause").disabled = true;
+  const note = $("replay-note");
+  note.hidden = false;
+  note.textContent = "Loading…";
+  if (!state.replayTicking) { state.replayTicking = true; requestAnimationFrame(replayTick); }
+  for (let since = from, until; since < to; since = until) {
+    until = Math.min(to, since + (since === from ? REPLAY_FIRST_SLICE_MS : REPLAY_SLICE_MS));
+    const data = await api(`/api/replay/columns?since=${since}&until=${until}`);
+    if (state.replay !== r) return;  // another window, or back to live
+    if (!data) { note.textContent = "The replay could not be loaded."; return; }
+    for (const f of data.drones) {
+      const points = decodeFlight(f, data.scales);
+      const had = r.flights.get(f.drone_id);
+      r.flights.set(f.drone_id, had ? had.concat(points) : points);
+    }
+    r.alerts.push(...data.alerts);
+    r.loadedUntil = until;
+    if (!r.started && r.flights.size) beginReplay(r);
+  }
+  if (!r.started) {
+    note.textContent = `No drone reported between ${new Date(from).toLocaleString()} and ${new Date(to).toLocaleString()}: choose another window.`;
+    $("replay-play").disabled = false;
+  }
+}
+
+// Open at the first data in the window, and say so when that is later than its start.
+function beginReplay(r) {
+  const first = Math.min(...[...r.flights.values()].map((p) => p[0].ts));
+  r.started = true;
+  r.clock = Math.max(r.from, first);
+  r.playing = true;
+  r.last = performance.now();
+  const note = $("replay-note");
+  note.hidden = first - r.from < 1000;
+  note.textContent = `The first data in this window is at ${new Date(first).toLocaleString()}: playing from there.`;
+  $("replay-play").disabled = true;
   $("replay-pause").disabled = false;
-  requestAnimationFrame(replayTick);
 }
 
 function replayPositions(clock) {
@@ -341,9 +606,10 @@ function replayPositions(clock) {
 
 function replayTick(now) {
   const r = state.replay;
-  if (!r) return;
+  if (!r) { state.replayTicking = false; return; }
   if (r.playing) {
-    r.clock = Math.min(r.to, r.clock + (now - r.last) * r.speed);
+    // Not past what has arrived: a slow link pauses the clock rather than showing gaps.
+    r.clock = Math.min(r.to, r.loadedUntil, r.clock + (now - r.last) * r.speed);
     if (r.clock >= r.to) { r.playing = false; $("replay-play").disabled = false; $("replay-pause").disabled = true; }
   }
   r.last = now;
@@ -365,6 +631,7 @@ function drawReplayTrail() {
 
 function exitReplay() {
   state.replay = null;
+  $("replay-note").hidden = true;
   fitted = false;  // the live fleet may cover another area than the replayed one
   $("stats-title").textContent = "Fleet";
   $("replay").hidden = true;
@@ -397,7 +664,7 @@ function setupReplayControls() {
   });
   $("replay-seek").addEventListener("input", (e) => {
     const r = state.replay;
-    if (r) r.clock = r.from + (Number(e.target.value) / 1000) * (r.to - r.from);
+    if (r) r.clock = Math.min(r.loadedUntil, r.from + (Number(e.target.value) / 1000) * (r.to - r.from));
   });
   $("replay-exit").addEventListener("click", exitReplay);
 }
@@ -502,6 +769,12 @@ $("login-form").addEventListener("submit", login);
 $("logout").addEventListener("click", logout);
 $("panel-close").addEventListener("click", closePanel);
 $("alert-filter").addEventListener("change", renderAlerts);
+for (const id of ["drone-search", "drone-sort", "drone-filter"]) {
+  $(id).addEventListener("input", () => renderList(state.replay ? state.replay.clock : serverNow(), true));
+}
+$("drone-labels").addEventListener("change", toggleLabels);
+$("sheet-toggle").addEventListener("click", () => setSheet($("side").classList.contains("collapsed")));
+new ResizeObserver(() => map.invalidateSize({ pan: false })).observe($("map-wrap"));
 $("fleet").addEventListener("change", (e) => {
   state.fleet = e.target.value;
   state.drones.clear(); state.alerts = []; fitted = false;
@@ -511,6 +784,9 @@ $("fleet").addEventListener("change", (e) => {
   refreshStats();
 });
 setupReplayControls();
+$("legend-ok").textContent = `> ${config.batteryLowPct} %`;
+$("legend-warn").textContent = `${config.batteryCriticalPct}–${config.batteryLowPct} %`;
+$("legend-crit").textContent = `≤ ${config.batteryCriticalPct} %`;
 // Ages move on even when no report arrives: re-judge stale/lost every second.
 setInterval(() => { if (!state.replay && state.session) renderDrones(); }, 1000);
 setInterval(refreshStats, 10000);

@@ -28,6 +28,7 @@ FOREIGN = [
     ("POST", "/api/alerts/{bravo_alert}/ack?fleet=bravo"),
     ("GET", "/api/stats?fleet=bravo"),
     ("GET", "/api/replay?fleet=bravo&since=0&until=1000"),
+    ("GET", "/api/replay/columns?fleet=bravo&since=0&until=1000"),
     ("GET", "/api/events?fleet=bravo"),
 ]
 # Paths that need no fleet scoping: they say nothing about any fleet's data.
