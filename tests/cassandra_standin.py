@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from cassandra import InvalidRequest, cqltypes
+from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement
 from cassandra.util import Date
@@ -91,11 +92,21 @@ class StandinCluster:
     def session(self) -> StandinSession:
         return StandinSession(self)
 
+    def connect(self, keyspace: str | None = None) -> StandinSession:
+        """As ``Cluster.connect``: a session bound to a keyspace that does not exist fails on
+        every host, reported as the driver does (NoHostAvailable with a list of addresses)."""
+        if keyspace is not None and keyspace not in self.metadata.keyspaces:
+            raise NoHostAvailable(
+                f"Unable to connect to any servers using keyspace '{keyspace}'", ["127.0.0.1"]
+            )
+        return self.session()
+
     def shutdown(self) -> None:
         """Sessions come and go; the data (and its I/O thread) stays for the next one."""
 
     # -- statements -----------------------------------------------------------------------
-    def prepare(self, text: str) -> PreparedStatement:
+    def prepare(self, qualified: str) -> PreparedStatement:
+        keyspace, text = self.unqualify(qualified)
         if _table_name(text) not in self.tables:
             raise InvalidRequest(f"unconfigured table {_table_name(text)}")  # as the server says
         table = self.tables[_table_name(text)]
@@ -104,7 +115,7 @@ class StandinCluster:
             for name, type_ in _bind_columns(text, table)
         ]
         query_id = str(next(self.ids)).encode()
-        statement = PreparedStatement(metadata, query_id, None, text, "ks", PROTOCOL, [], None)
+        statement = PreparedStatement(metadata, query_id, None, text, keyspace, PROTOCOL, [], None)
         self.prepared[query_id] = statement
         return statement
 
@@ -216,12 +227,25 @@ class StandinCluster:
         Row = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
         return [Row(*_project(names, table, live, now)) for _, _, live in found]
 
+    def unqualify(self, text: str) -> tuple[str, str]:
+        """(keyspace, statement without it). Sessions have no keyspace: a statement that does
+        not name its table's keyspace is refused, as by a server without ``USE``."""
+        m = re.search(r"\b(?:TABLE IF NOT EXISTS|TABLE|INTO|UPDATE|FROM) (?:(\w+)\.)?\w+", text)
+        assert m, text
+        if m[1] is None:
+            raise InvalidRequest(f"No keyspace has been specified: {text}")  # as the server says
+        if m[1] not in self.metadata.keyspaces:
+            raise InvalidRequest(f"Keyspace {m[1]} does not exist")
+        return m[1], text[: m.start(1)] + text[m.end(1) + 1 :]
+
     # -- schema -----------------------------------------------------------------------------
     def ddl(self, text: str) -> None:
         with self.lock:
             if text.startswith("CREATE KEYSPACE IF NOT EXISTS "):
                 self.metadata.keyspaces[text.split()[5]] = text
-            elif text.startswith("CREATE TABLE"):
+                return
+            _, text = self.unqualify(text)
+            if text.startswith("CREATE TABLE"):
                 table = parse_table(text)
                 if table.name not in self.tables:
                     self.tables[table.name] = table
@@ -372,11 +396,11 @@ class StandinSession:
 
 
 def install(monkeypatch: Any) -> StandinCluster:
-    """Route the Cassandra adapter and the schema commands to a fresh stand-in."""
+    """Route the Cassandra adapter and the schema commands to a fresh stand-in. Only the
+    cluster is replaced: connecting goes through the adapter's own ``connect``."""
     from dronetrack.store import cassandra, cassandra_schema
 
     cluster = StandinCluster()
     monkeypatch.setattr(cassandra, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra, "connect", lambda c, settings, keyspace: cluster.session())
-    monkeypatch.setattr(cassandra_schema, "_session", lambda s, k: (cluster, cluster.session()))
+    monkeypatch.setattr(cassandra_schema, "build_cluster", lambda settings: cluster)
     return cluster

@@ -1,10 +1,15 @@
 """Cassandra adapter: the production store.
 
-The driver runs its own I/O thread; each request's future is bridged into asyncio with
-``call_soon_threadsafe``, so the event loop never waits on the driver. Statements are prepared
-once on ``open`` and marked idempotent (they all are: see ``cql.py``), which is what lets the
-retry policy and the callers retry them. Writes go through a semaphore so a large batch cannot
-flood the driver's request queue.
+The driver runs its own I/O thread; reads are bridged into asyncio with
+``call_soon_threadsafe``, so the event loop never waits on the driver. Writes go through a
+bounded pipeline of driver futures (``_Pipeline``): at most ``cassandra_max_concurrent_writes``
+in flight, and one wake-up of the loop per refill rather than one per request. Statements are
+prepared once on ``open``, with the keyspace in their text, and marked idempotent (they all are:
+see ``cql.py``), which is what lets the retry policy and the callers retry them.
+
+The write path is shaped by what a request costs the worker (tens of µs of driver Python each):
+telemetry goes out as single-partition unlogged batches (a fleet's latest states, each drone-day's
+track points), one latest-state row per drone per batch, and each day mark once per process.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import calendar
 import contextlib
 import datetime as dt
+import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -40,6 +46,7 @@ from dronetrack.store import (
 )
 from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
 from dronetrack.store.cassandra_schema import schema_version
+from dronetrack.store.cql import qualify
 
 DAY_MS = 86_400_000
 _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.999Z
@@ -49,9 +56,14 @@ _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.9
 # below real write times, never in the future, and they only ever compete with each other
 # (nothing else writes or deletes the acknowledgement columns).
 _ACK_EPOCH = 4_102_444_800_000  # 2100-01-01 in ms
-# Track points of one partition travel in unlogged batches of this many rows (~3 KB, under
-# Cassandra's default 5 KB batch warning).
-_BATCH_ROWS = 32
+# Rows of one partition travel in unlogged batches of at most this many (single-partition
+# batches are one mutation: the server neither warns about nor refuses their size).
+_BATCH_ROWS = 64
+# Latest-state records carry their order within one event-time millisecond as a fixed-width
+# prefix: seq + 1 (0 without a seq) in 20 digits, then a space. See latest_write_time.
+_ORDER_DIGITS = 21
+# Day marks this process has written, forgotten past this many (then simply written again).
+_MARKS_KEPT = 100_000
 _record_decoder = msgspec.json.Decoder(Telemetry)
 
 
@@ -76,8 +88,22 @@ def _unset(value: Any) -> Any:
 
 
 def latest_write_time(rec: Telemetry) -> int:
-    """Write timestamp (µs) for latest state: the event time, then ``seq`` within one ms."""
-    return rec.ts * 1000 + (rec.seq % 1000 if rec.seq is not None else 0)
+    """Write timestamp (µs) for latest state: the event time. Two records of one millisecond
+    get the same timestamp, and Cassandra then keeps the greater cell value: ``latest_value``
+    starts with the record's ``seq`` in fixed width, so the greater ``seq`` wins over its whole
+    range, as ``record.is_newer`` orders (a µs offset could order only 1000 values)."""
+    return rec.ts * 1000
+
+
+def latest_value(rec: Telemetry) -> str:
+    """The ``latest_state.record`` cell: order prefix (see latest_write_time), then the JSON."""
+    order = 0 if rec.seq is None else rec.seq + 1
+    return f"{order:020d} {record.encode(rec).decode()}"
+
+
+def decode_latest(value: str) -> Telemetry:
+    """A ``latest_state.record`` cell; rows written before the order prefix are plain JSON."""
+    return _record_decoder.decode(value if value[:1] == "{" else value[_ORDER_DIGITS:])
 
 
 def ack_write_time(at_ms: int) -> int:
@@ -93,7 +119,8 @@ class CassandraStore:
         self._session: Any = None
         self._prepared: dict[str, Any] = {}
         self._write_cl: int | None = None
-        self._writes = asyncio.Semaphore(max(1, settings.cassandra_max_concurrent_writes))
+        self._window = max(1, settings.cassandra_max_concurrent_writes)
+        self._marked: set[tuple[str, str, int]] = set()
 
     def __repr__(self) -> str:
         return (
@@ -107,9 +134,10 @@ class CassandraStore:
 
     def _open_blocking(self) -> None:
         cluster = build_cluster(self.settings)
-        session = connect(cluster, self.settings, self.settings.cassandra_keyspace)
+        keyspace = self.settings.cassandra_keyspace
+        session = connect(cluster, self.settings, keyspace)
         try:
-            have = schema_version(session)
+            have = schema_version(session, keyspace)
         except InvalidRequest as exc:  # no schema_migrations table: never migrated
             cluster.shutdown()
             raise SchemaOutdated(
@@ -128,7 +156,7 @@ class CassandraStore:
         )
         try:
             for name, text in cql.STATEMENTS.items():
-                prepared = session.prepare(text)
+                prepared = session.prepare(qualify(text, keyspace))
                 prepared.is_idempotent = True
                 if text.startswith(("INSERT", "UPDATE")):
                     prepared.consistency_level = write_cl
@@ -189,11 +217,12 @@ class CassandraStore:
         return rows if limit is None else rows[:limit]
 
     async def _write(self, statement: Any) -> None:
-        async with self._writes:
-            await _guard(self._bridge(self._session.execute_async(statement)), self.settings)
+        await self._write_all((statement,))
 
     async def _write_all(self, statements: Iterable[Any]) -> None:
-        await asyncio.gather(*(self._write(s) for s in statements))
+        if self._session is None:
+            raise StoreError("store is not open")
+        await _guard(_Pipeline(self._window).run(self._session, statements), self.settings)
 
     def _batch(self, kind: int, items: Iterable[tuple[str, Sequence[Any]]]) -> Any:
         batch = BatchStatement(batch_type=kind, consistency_level=self._write_cl)
@@ -202,69 +231,80 @@ class CassandraStore:
         batch.is_idempotent = True
         return batch
 
-    def _mark_days(self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int) -> list[Any]:
+    def _rows(self, name: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Rows of one partition as unlogged batches of at most _BATCH_ROWS (one row: no batch)."""
+        prepared = self._prepared[name]
+        if len(rows) == 1:
+            return [prepared.bind(rows[0])]
+        batches = []
+        for start in range(0, len(rows), _BATCH_ROWS):
+            batch = BatchStatement(BatchType.UNLOGGED, consistency_level=self._write_cl)
+            for params in rows[start : start + _BATCH_ROWS]:
+                batch.add(prepared, params)
+            batch.is_idempotent = True
+            batches.append(batch)
+        return batches
+
+    def _mark_days(
+        self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int
+    ) -> tuple[list[Any], set[tuple[str, str, int]]]:
+        """Day marks not yet written by this process, and the marks they are. A mark lives a
+        day longer than the rows it points to (the last rows of its day are written up to a day
+        after it): an expired day read in vain costs one empty query, a mark gone too early
+        would hide rows."""
+        new = fleet_series_days - self._marked
+        mark_ttl = ttl_s + DAY_MS // 1000 if ttl_s else 0
         return [
-            self._statement("mark_day", (fleet, series, Date(day), ttl_s))
-            for fleet, series, day in fleet_series_days
-        ]
+            self._statement("mark_day", (fleet, series, Date(day), mark_ttl))
+            for fleet, series, day in new
+        ], new
+
+    def _remember(self, marks: set[tuple[str, str, int]]) -> None:
+        """After the write succeeded: the marks need not be written again by this process."""
+        if len(self._marked) + len(marks) > _MARKS_KEPT:
+            self._marked.clear()
+        self._marked |= marks
 
     # -- telemetry --------------------------------------------------------------------------
     async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
         if not records:
             return
+        if self._session is None:
+            raise StoreError("store is not open")
         ttl = self.retention.track_s
         newest: dict[tuple[str, str], Telemetry] = {}
-        partitions: dict[tuple[str, str, int], list[Telemetry]] = defaultdict(list)
-        for rec in records:
-            key = (rec.fleet, rec.drone_id)
-            if key not in newest or latest_write_time(rec) >= latest_write_time(newest[key]):
-                newest[key] = rec
-            partitions[(rec.fleet, rec.drone_id, rec.ts // DAY_MS)].append(rec)
-        statements = [
-            self._statement(
-                "upsert_latest",
-                (r.fleet, r.drone_id, r.ts, record.encode(r).decode(), latest_write_time(r)),
+        partitions: dict[tuple[str, str, int], list[tuple[Any, ...]]] = defaultdict(list)
+        for r in records:
+            key = (r.fleet, r.drone_id)
+            held = newest.get(key)
+            if held is None or not record.is_newer(held, r):
+                newest[key] = r
+            partitions[(r.fleet, r.drone_id, r.ts // DAY_MS)].append(
+                (r.ts, r.lat, r.lon, r.alt_m, r.speed_mps, r.heading_deg, r.battery_pct,
+                 UNSET_VALUE if r.seq is None else r.seq, ttl)
+            )  # fmt: skip
+        by_fleet: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in newest.values():
+            by_fleet[r.fleet].append(
+                (r.fleet, r.drone_id, r.ts, latest_value(r), latest_write_time(r))
             )
-            for r in newest.values()
-        ]
-        for (fleet, drone_id, day), recs in partitions.items():
-            for start in range(0, len(recs), _BATCH_ROWS):
-                statements.append(
-                    self._batch(
-                        BatchType.UNLOGGED,
-                        (
-                            (
-                                "insert_track",
-                                (
-                                    fleet,
-                                    drone_id,
-                                    Date(day),
-                                    r.ts,
-                                    r.lat,
-                                    r.lon,
-                                    r.alt_m,
-                                    r.speed_mps,
-                                    r.heading_deg,
-                                    r.battery_pct,
-                                    _unset(r.seq),
-                                    ttl,
-                                ),
-                            )
-                            for r in recs[start : start + _BATCH_ROWS]
-                        ),
-                    )
-                )
-        days = {(f, f"track:{d}", day) for f, d, day in partitions}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        statements = []
+        for rows in by_fleet.values():
+            statements.extend(self._rows("upsert_latest", rows))
+        for (fleet, drone_id, day), points in partitions.items():
+            head = (fleet, drone_id, Date(day))
+            statements.extend(self._rows("insert_track", [head + p for p in points]))
+        marks, new = self._mark_days({(f, f"track:{d}", day) for f, d, day in partitions}, ttl)
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._query("latest", (fleet,))
-        return [_record_decoder.decode(r.record) for r in rows]
+        return [decode_latest(r.record) for r in rows]
 
     async def drone(self, fleet: str, drone_id: str) -> Telemetry | None:
         rows = await self._query("drone", (fleet, drone_id))
-        return _record_decoder.decode(rows[0].record) if rows else None
+        return decode_latest(rows[0].record) if rows else None
 
     async def _days(self, fleet: str, series: str, first_ms: int, last_ms: int) -> list[int]:
         """Days of a series that hold rows, newest first, within [first_ms, last_ms]."""
@@ -369,9 +409,11 @@ class CassandraStore:
                     ],
                 )
             )
-        days = {(a.fleet, "alerts", a.raised_at // DAY_MS) for a in alerts}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        marks, new = self._mark_days(
+            {(a.fleet, "alerts", a.raised_at // DAY_MS) for a in alerts}, ttl
+        )
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def alerts(
         self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
@@ -440,9 +482,9 @@ class CassandraStore:
             )
             for s in stats
         ]
-        days = {(s.fleet, "stats", s.minute // DAY_MS) for s in stats}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        marks, new = self._mark_days({(s.fleet, "stats", s.minute // DAY_MS) for s in stats}, ttl)
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
         found: list[FleetStats] = []
@@ -489,6 +531,66 @@ class CassandraStore:
     async def purge_expired(self) -> int:
         """Cassandra expires rows by TTL itself."""
         return 0
+
+
+class _Pipeline:
+    """Runs write statements with at most ``window`` driver futures in flight.
+
+    The driver completes requests on its I/O thread. Rather than a task, a semaphore and a
+    loop wake-up per request, its callbacks only count under a lock; the loop is woken once
+    when half the window has drained (to send more) or when everything is done. The first
+    error is raised after every request sent has finished, so none is left running."""
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._waiter: tuple[int, asyncio.Future[None]] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def run(self, session: Any, statements: Iterable[Any]) -> None:
+        refill = self._window // 2
+        for statement in statements:
+            if self._pending >= self._window:
+                await self._drained(refill)
+            if self._error is not None:
+                break
+            with self._lock:
+                self._pending += 1
+            session.execute_async(statement).add_callbacks(self._done, self._failed)
+        await self._drained(0)
+        if self._error is not None:
+            raise self._error
+
+    async def _drained(self, level: int) -> None:
+        future = self._loop.create_future()
+        with self._lock:
+            if self._pending <= level:
+                return
+            self._waiter = (level, future)
+        await future
+
+    def _done(self, _rows: Any = None) -> None:
+        with self._lock:
+            self._pending -= 1
+            waiter = self._waiter
+            if waiter is None or self._pending > waiter[0]:
+                return
+            self._waiter = None
+        # RuntimeError: the loop closed while the request was in flight.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle, waiter[1])
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._done()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _guard(pending: Awaitable[Any], settings: Settings) -> Any:

@@ -109,13 +109,13 @@ def create_keyspace(settings: Settings) -> str | None:
     return statement
 
 
-def _execute(session: Any, name: str, params: tuple[Any, ...]) -> Any:
+def _execute(session: Any, keyspace: str, name: str, params: tuple[Any, ...]) -> Any:
     """Run one of ``cql.STATEMENTS`` (``?`` markers need a prepared statement)."""
-    return session.execute(session.prepare(cql.STATEMENTS[name]), params)
+    return session.execute(session.prepare(cql.qualify(cql.STATEMENTS[name], keyspace)), params)
 
 
-def schema_version(session: Any) -> int:
-    row = _execute(session, "schema_version", (cql.MIGRATION_SCOPE,)).one()
+def schema_version(session: Any, keyspace: str) -> int:
+    row = _execute(session, keyspace, "schema_version", (cql.MIGRATION_SCOPE,)).one()
     return int(row.version) if row else 0
 
 
@@ -127,29 +127,32 @@ def migrate(settings: Settings) -> tuple[int, int]:
     statements succeeded, so an interrupted run is finished by running it again."""
     retention = Retention.from_settings(settings)
     create_keyspace(settings)
-    cluster, session = _session(settings, keyspace_name(settings))
+    keyspace = keyspace_name(settings)
+    cluster, session = _session(settings, keyspace)
     try:
-        session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        before = schema_version(session)
+        session.execute(cql.qualify(cql.CREATE_MIGRATIONS_TABLE, keyspace))
+        before = schema_version(session, keyspace)
         for migration in migrations.load("cassandra")[before:]:
             for statement in migration.statements(template_params(retention)):
-                session.execute(statement)
+                session.execute(cql.qualify(statement, keyspace))
             _execute(
                 session,
+                keyspace,
                 "record_migration",
                 (cql.MIGRATION_SCOPE, migration.version, migration.name, dt.datetime.now(dt.UTC)),
             )
         for statement in retention_cql(retention):
-            session.execute(statement)
-        return before, schema_version(session)
+            session.execute(cql.qualify(statement, keyspace))
+        return before, schema_version(session, keyspace)
     finally:
         cluster.shutdown()
 
 
 def version(settings: Settings) -> int:
-    cluster, session = _session(settings, keyspace_name(settings))
+    keyspace = keyspace_name(settings)
+    cluster, session = _session(settings, keyspace)
     try:
-        session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        return schema_version(session)
+        session.execute(cql.qualify(cql.CREATE_MIGRATIONS_TABLE, keyspace))
+        return schema_version(session, keyspace)
     finally:
         cluster.shutdown()

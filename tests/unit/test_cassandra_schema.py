@@ -46,3 +46,11 @@ async def test_the_adapter_refuses_an_unmigrated_keyspace(cluster: StandinCluste
     await store.open()
     await store.ping()
     await store.close()
+
+
+async def test_a_missing_keyspace_says_to_run_migrate(cluster: StandinCluster) -> None:
+    # The driver reports it as NoHostAvailable("... using keyspace '...'", [addresses]).
+    with pytest.raises(SchemaOutdated, match=r"keyspace .dronetrack. does not exist.*db migrate"):
+        await CassandraStore(SETTINGS).open()
+    with pytest.raises(SchemaOutdated, match="db migrate"):
+        cassandra_schema.version(SETTINGS)
