@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from cassandra import InvalidRequest, cqltypes
+from cassandra import ConsistencyLevel, InvalidRequest, Unavailable, cqltypes
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement
@@ -87,7 +87,40 @@ class StandinCluster:
         self.ids = itertools.count()
         self.prepared: dict[bytes, PreparedStatement] = {}
         self.io = ThreadPoolExecutor(2, thread_name_prefix="standin-io")
-        self.metadata = SimpleNamespace(keyspaces={})
+        self.metadata = SimpleNamespace(keyspaces={}, all_hosts=self.hosts)
+        # Live nodes of the one data centre (as many as the default replication factor);
+        # each keyspace's replication factor.
+        self.nodes = 3
+        self.replication: dict[str, int] = {}
+        self.requests = 0
+
+    def hosts(self) -> list[Any]:
+        return [
+            SimpleNamespace(address=f"127.0.0.{i + 1}", datacenter="datacenter1", is_up=True)
+            for i in range(self.nodes)
+        ]
+
+    def check_replicas(self, keyspace: str, level: int | None) -> None:
+        """Raise Unavailable as a coordinator does when too few replicas are alive for the
+        consistency level (LOCAL_QUORUM, the settings' default, when the statement sets none)."""
+        factor = self.replication.get(keyspace, 1)
+        level = ConsistencyLevel.LOCAL_QUORUM if level is None else level
+        required = {
+            ConsistencyLevel.ONE: 1,
+            ConsistencyLevel.LOCAL_ONE: 1,
+            ConsistencyLevel.ALL: factor,
+        }.get(level, factor // 2 + 1)
+        alive = min(self.nodes, factor)
+        if alive < required:
+            name = ConsistencyLevel.value_to_name[level]
+            raise Unavailable(
+                f'Error from server: code=1000 [Unavailable exception] message="Cannot achieve'
+                f" consistency level {name}\" info={{'consistency': '{name}',"
+                f" 'required_replicas': {required}, 'alive_replicas': {alive}}}",
+                consistency=level,
+                required_replicas=required,
+                alive_replicas=alive,
+            )
 
     def session(self) -> StandinSession:
         return StandinSession(self)
@@ -121,12 +154,16 @@ class StandinCluster:
 
     def run(self, statement: Any) -> list[Any]:
         with self.lock:
+            self.requests += 1
             if isinstance(statement, BatchStatement):
+                first = statement._statements_and_parameters[0][1]
+                self.check_replicas(self.prepared[first].keyspace, statement.consistency_level)
                 for _, query_id, values in statement._statements_and_parameters:
                     self._run_one(self.prepared[query_id], values)
                 return []
             assert isinstance(statement, BoundStatement)
             prepared = statement.prepared_statement
+            self.check_replicas(prepared.keyspace, statement.consistency_level)
             assert len(statement.raw_values) == len(prepared.column_metadata), (
                 f"{len(statement.raw_values)} values for {len(prepared.column_metadata)} markers:"
                 f" {prepared.query_string}"
@@ -242,7 +279,10 @@ class StandinCluster:
     def ddl(self, text: str) -> None:
         with self.lock:
             if text.startswith("CREATE KEYSPACE IF NOT EXISTS "):
-                self.metadata.keyspaces[text.split()[5]] = text
+                name = text.split()[5]
+                self.metadata.keyspaces[name] = text
+                factor = re.search(r"'(?:replication_factor|datacenter1)': (\d+)", text)
+                self.replication[name] = int(factor[1]) if factor else 1
                 return
             _, text = self.unqualify(text)
             if text.startswith("CREATE TABLE"):

@@ -93,16 +93,37 @@ def _session(settings: Settings, keyspace: str | None) -> tuple[Any, Any]:
     return cluster, connect(cluster, settings, keyspace)
 
 
-def create_keyspace(settings: Settings) -> str | None:
+def live_nodes(cluster: Any, settings: Settings) -> int:
+    """Nodes the driver sees up: in the local data centre for NetworkTopologyStrategy (the one
+    the keyspace replicates to), anywhere for SimpleStrategy."""
+    local = settings.cassandra_replication_strategy != "SimpleStrategy"
+    return sum(
+        1
+        for host in cluster.metadata.all_hosts()
+        if host.is_up is not False and (not local or host.datacenter == settings.cassandra_local_dc)
+    )
+
+
+def create_keyspace(settings: Settings, *, force: bool = False) -> str | None:
     """Create the keyspace if it is missing: the statement run, or None if it existed.
 
     An existing keyspace is left alone (its replication too) and no CREATE is even sent, so a
-    role without CREATE permission on all keyspaces can run this against a prepared one."""
+    role without CREATE permission on all keyspaces can run this against a prepared one.
+    A replication factor above the live nodes is refused unless ``force``: the server accepts
+    it with a warning, then every LOCAL_QUORUM request fails as unavailable."""
     statement = create_keyspace_cql(settings)
     cluster, session = _session(settings, None)
     try:
         if keyspace_name(settings) in cluster.metadata.keyspaces:
             return None
+        factor, nodes = settings.cassandra_replication_factor, live_nodes(cluster, settings)
+        if factor > nodes and not force:
+            raise SettingsError(
+                f"replication factor {factor} is more than the {nodes} live node(s) of data"
+                f" centre {settings.cassandra_local_dc!r}: requests at QUORUM levels would fail."
+                f" Set {PREFIX}CASSANDRA_REPLICATION_FACTOR={max(nodes, 1)} (or fewer), or add"
+                " --force if the other nodes are on their way"
+            )
         session.execute(statement)
     finally:
         cluster.shutdown()
@@ -119,14 +140,14 @@ def schema_version(session: Any, keyspace: str) -> int:
     return int(row.version) if row else 0
 
 
-def migrate(settings: Settings) -> tuple[int, int]:
+def migrate(settings: Settings, *, force: bool = False) -> tuple[int, int]:
     """Create the keyspace if it is missing, apply the pending migrations, then the retention
     settings; (version before, after).
 
     Each file's statements are IF NOT EXISTS, and a version is recorded only after all of its
     statements succeeded, so an interrupted run is finished by running it again."""
     retention = Retention.from_settings(settings)
-    create_keyspace(settings)
+    create_keyspace(settings, force=force)
     keyspace = keyspace_name(settings)
     cluster, session = _session(settings, keyspace)
     try:
