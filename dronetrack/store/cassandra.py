@@ -558,7 +558,12 @@ class _Pipeline:
                 break
             with self._lock:
                 self._pending += 1
-            session.execute_async(statement).add_callbacks(self._done, self._failed)
+            try:
+                response = session.execute_async(statement)
+            except Exception as exc:  # refused before it was sent: no callback will come
+                self._failed(exc)
+                break
+            response.add_callbacks(self._done, self._failed)
         await self._drained(0)
         if self._error is not None:
             raise self._error
