@@ -1,8 +1,9 @@
 """Store throughput and read latency: `python -m bench.store [--records N]`.
 
 Uses the store the settings select (DRONETRACK_STORE; SQLite in a temporary directory by
-default, or a Cassandra keyspace that `dronetrack db migrate` prepared). Prints figures; the
-machine is shared and noisy, so compare runs made one after the other.
+default, or, with DRONETRACK_STORE=cassandra and DRONETRACK_CASSANDRA_CONTACT_POINTS, a fresh
+keyspace dronetrack_bench_<random> created with the settings' replication and dropped after).
+Prints figures; the machine is shared and noisy, so compare runs made one after the other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.streams import cassandra_keyspace, drop_keyspace
 from dronetrack.passwords import hash_password, verify_password
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
@@ -77,6 +79,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if settings.store == "sqlite":
             settings = settings.replace(sqlite_path=Path(tmp) / "bench.sqlite3")
+        elif settings.store == "cassandra":
+            settings = cassandra_keyspace(settings)
         store = open_store(settings)
         print(f"store: {settings.store}; {args.records:,} records from {args.drones} drones")
 
@@ -87,7 +91,11 @@ def main() -> None:
             finally:
                 await store.close()
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        finally:
+            if settings.store == "cassandra":
+                drop_keyspace(settings)
     start = time.perf_counter()
     stored = hash_password("correct horse battery")
     hashed = time.perf_counter() - start
