@@ -125,8 +125,8 @@ def _cassandra_db(command: str, settings: Settings, *, force: bool) -> int:
         return _fail(
             f"Cassandra could not reach enough replicas: {level} needs"
             f" {exc.required_replicas} live replicas, {exc.alive_replicas} alive. Start the"
-            f" missing nodes (nodetool status), or lower the keyspace {keyspace!r}'s replication"
-            " (ALTER KEYSPACE) to the nodes there are"
+            " missing nodes (nodetool status), or lower the replication of keyspace"
+            f" {keyspace!r} to the nodes there are (ALTER KEYSPACE)"
         )
     except (ReadTimeout, WriteTimeout, OperationTimedOut) as exc:
         return _fail(
