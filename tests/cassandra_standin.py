@@ -253,7 +253,7 @@ class StandinCluster:
         descending = [table.order.get(c, "ASC") == "DESC" for c in table.clustering]
         # Rows come in clustering order (each column ASC or DESC as declared).
         for i in reversed(range(len(table.clustering))):
-            found.sort(key=lambda r, i=i: r[0][i], reverse=descending[i])
+            found.sort(key=lambda r, i=i: r[0][i], reverse=descending[i])  # type: ignore[misc]
         if m["order"]:
             col, direction = m["order"].split()
             if direction != table.order.get(col, "ASC"):
@@ -327,17 +327,21 @@ def _decode(type_: Any, raw: Any) -> Any:
 def _wins(old: _Cell | None, stamp: int, value: Any) -> bool:
     if old is None or stamp > old.ts:
         return True
-    return stamp == old.ts and value is not None and old.value is not None and value > old.value
+    return bool(
+        stamp == old.ts and value is not None and old.value is not None and value > old.value
+    )
 
 
 def _compare(have: Any, op: str, want: Any) -> bool:
-    return {
-        "=": have == want,
-        "<": have < want,
-        "<=": have <= want,
-        ">": have > want,
-        ">=": have >= want,
-    }[op]
+    return bool(
+        {
+            "=": have == want,
+            "<": have < want,
+            "<=": have <= want,
+            ">": have > want,
+            ">=": have >= want,
+        }[op]
+    )
 
 
 def _table_name(text: str) -> str:
