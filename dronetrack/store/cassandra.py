@@ -9,7 +9,8 @@ see ``cql.py``), which is what lets the retry policy and the callers retry them.
 
 The write path is shaped by what a request costs the worker (tens of µs of driver Python each):
 telemetry goes out as single-partition unlogged batches (a fleet's latest states, each drone-day's
-track points), one latest-state row per drone per batch, and each day mark once per process.
+track points), one latest-state row per drone per batch, and each day mark once a day per
+process.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import calendar
 import contextlib
 import datetime as dt
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -62,7 +64,7 @@ _BATCH_ROWS = 64
 # Latest-state records carry their order within one event-time millisecond as a fixed-width
 # prefix: seq + 1 (0 without a seq) in 20 digits, then a space. See latest_write_time.
 _ORDER_DIGITS = 21
-# Day marks this process has written, forgotten past this many (then simply written again).
+# Day marks this process has written today, forgotten past this many (then written again).
 _MARKS_KEPT = 100_000
 _record_decoder = msgspec.json.Decoder(Telemetry)
 
@@ -122,6 +124,7 @@ class CassandraStore:
         self._write_cl: int | None = None
         self._window = max(1, settings.cassandra_max_concurrent_writes)
         self._marked: set[tuple[str, str, int]] = set()
+        self._marked_on = 0  # the UTC day (since the epoch) the marks in _marked were written
 
     def __repr__(self) -> str:
         return (
@@ -267,10 +270,16 @@ class CassandraStore:
     def _mark_days(
         self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int
     ) -> tuple[list[Any], set[tuple[str, str, int]]]:
-        """Day marks not yet written by this process, and the marks they are. A mark lives a
-        day longer than the rows it points to (the last rows of its day are written up to a day
-        after it): an expired day read in vain costs one empty query, a mark gone too early
-        would hide rows."""
+        """Day marks this process has not written yet today, and the marks they are.
+
+        A mark is written again each (UTC, wall-clock) day its series gets rows, with a day
+        more TTL than the rows: every row written today expires before the mark written today
+        (late rows for an old day included). An expired day read in vain costs one empty
+        query; a mark gone too early would hide rows."""
+        today = int(time.time()) // 86_400
+        if today != self._marked_on:
+            self._marked.clear()
+            self._marked_on = today
         new = fleet_series_days - self._marked
         mark_ttl = ttl_s + DAY_MS // 1000 if ttl_s else 0
         return [
@@ -279,7 +288,7 @@ class CassandraStore:
         ], new
 
     def _remember(self, marks: set[tuple[str, str, int]]) -> None:
-        """After the write succeeded: the marks need not be written again by this process."""
+        """After the write succeeded: the marks need not be written again today."""
         if len(self._marked) + len(marks) > _MARKS_KEPT:
             self._marked.clear()
         self._marked |= marks

@@ -3,6 +3,7 @@ worker tens of µs of driver Python), counted on the in-process stand-in."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,3 +64,19 @@ async def test_a_failed_request_fails_the_write_and_its_day_marks_are_written_ag
     cluster.requests = 0
     await adapter.write_telemetry([rec("d1", i=1)])
     assert cluster.requests == 3, "track, latest state and the day mark not written before"
+
+
+async def test_day_marks_are_written_again_on_each_new_day_of_writing(
+    store: tuple[CassandraStore, StandinCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mark lives a day longer than the rows written with it: rows written on a later day
+    # (late records for an old day too) need it written again, or it would expire first.
+    adapter, cluster = store
+    counts = []
+    for day in (0, 0, 1, 1, 2):
+        now = 1_795_000_000.0 + day * 86_400
+        monkeypatch.setattr(time, "time", lambda now=now: now)
+        cluster.requests = 0
+        await adapter.write_telemetry([rec("d1", i=day)])
+        counts.append(cluster.requests)
+    assert counts == [3, 2, 3, 2, 3]
