@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from cassandra.query import UNSET_VALUE
+from cassandra.util import Date
 
 from dronetrack.settings import Settings
 from dronetrack.store import StoreUnavailable, cassandra_schema
@@ -80,3 +82,25 @@ async def test_day_marks_are_written_again_on_each_new_day_of_writing(
         await adapter.write_telemetry([rec("d1", i=day)])
         counts.append(cluster.requests)
     assert counts == [3, 2, 3, 2, 3]
+
+
+async def test_rows_are_bound_to_the_same_bytes_as_the_driver_binds_them(
+    store: tuple[CassandraStore, StandinCluster],
+) -> None:
+    adapter, _ = store
+    track = ("f1", "d1", Date(20_775), 1_795_000_000_123, 47.5, 8.25, -3.0, 0.0, 359.5, 100.0)
+    cases = {
+        "insert_track": [(*track, 7, 604_800), (*track, UNSET_VALUE, 0)],
+        "upsert_latest": [("f1", "d1", 1_795_000_000_123, "00000000000000000008 {}", 5)],
+        "ack_alert": [(3600, 17, 1_795_000_000_000, None, "f1", "a1")],
+    }
+    for name, rows in cases.items():
+        for row in rows:
+            ours = adapter._bind(name, row)
+            drivers = adapter._prepared[name].bind(row)
+            assert (ours.values, ours.routing_key, ours.is_idempotent, ours.consistency_level) == (
+                drivers.values,
+                drivers.routing_key,
+                drivers.is_idempotent,
+                drivers.consistency_level,
+            )
