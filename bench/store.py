@@ -1,8 +1,14 @@
 """Store throughput and read latency: `python -m bench.store [--records N]`.
 
 Uses the store the settings select (DRONETRACK_STORE; SQLite in a temporary directory by
-default, or a Cassandra keyspace that `dronetrack db migrate` prepared). Prints figures; the
-machine is shared and noisy, so compare runs made one after the other.
+default, or, with DRONETRACK_STORE=cassandra and DRONETRACK_CASSANDRA_CONTACT_POINTS, a fresh
+keyspace dronetrack_bench_<random> created with the settings' replication and dropped after).
+Prints figures; the machine is shared and noisy, so compare runs made one after the other.
+
+``--standin`` runs the Cassandra adapter over the in-process stand-in (tests/cassandra_standin.py)
+instead, with no cluster: the requests the adapter sends per record, and the CPU of the thread
+that builds and sends them (the adapter and the driver's statement binding; not the driver's
+network path, which the stand-in replaces).
 """
 
 from __future__ import annotations
@@ -15,12 +21,30 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.streams import cassandra_keyspace, drop_keyspace
 from dronetrack.passwords import hash_password, verify_password
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from dronetrack.store import Store, open_store
 
 T0 = 1_795_000_000_000
+REQUESTS = [0]  # requests sent to the stand-in (--standin)
+
+
+def use_standin() -> None:
+    """Route the Cassandra adapter to the in-process stand-in, counting its requests."""
+    import pytest
+
+    from tests.cassandra_standin import StandinSession, install
+
+    install(pytest.MonkeyPatch())
+    execute_async = StandinSession.execute_async
+
+    def counted(self: StandinSession, statement: object) -> object:
+        REQUESTS[0] += 1
+        return execute_async(self, statement)
+
+    StandinSession.execute_async = counted  # type: ignore[method-assign,assignment]
 
 
 def records(n: int, drones: int) -> list[Telemetry]:
@@ -57,11 +81,18 @@ async def timed(label: str, fn: Callable[[], Awaitable[object]], runs: int) -> N
 async def bench(store: Store, n: int, drones: int, batch: int) -> None:
     data = records(n, drones)
     for label in ("write_telemetry (new)", "write_telemetry (replay)"):
-        start = time.perf_counter()
+        start, cpu, thread = time.perf_counter(), time.process_time(), time.thread_time()
+        sent = REQUESTS[0]
         for i in range(0, n, batch):
             await store.write_telemetry(data[i : i + batch])
-        elapsed = time.perf_counter() - start
-        print(f"{label:<38} {n / elapsed:10,.0f} records/s ({batch}-record batches)")
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        thread = time.thread_time() - thread
+        print(
+            f"{label:<38} {n / elapsed:10,.0f} records/s ({batch}-record batches),"
+            f" CPU per record {cpu / n * 1e6:.0f} µs (process), {thread / n * 1e6:.0f} µs"
+            " (event loop thread)"
+            + (f", {(REQUESTS[0] - sent) / n:.3f} requests per record" if REQUESTS[0] else "")
+        )
     await timed(f"latest() of {drones} drones", lambda: store.latest("bench"), 50)
     await timed("track(limit=1000)", lambda: store.track("bench", "d0001", limit=1_000), 50)
     await timed("track(limit=100)", lambda: store.track("bench", "d0001", limit=100), 100)
@@ -72,11 +103,20 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--drones", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--standin", action="store_true", help="Cassandra adapter, no cluster")
     args = parser.parse_args()
     settings = Settings.from_env()
+    if args.standin:
+        from dronetrack.store import cassandra_schema
+
+        use_standin()
+        settings = Settings(store="cassandra", cassandra_contact_points="standin")
+        cassandra_schema.migrate(settings)
     with tempfile.TemporaryDirectory() as tmp:
         if settings.store == "sqlite":
             settings = settings.replace(sqlite_path=Path(tmp) / "bench.sqlite3")
+        elif settings.store == "cassandra" and not args.standin:
+            settings = cassandra_keyspace(settings)
         store = open_store(settings)
         print(f"store: {settings.store}; {args.records:,} records from {args.drones} drones")
 
@@ -87,7 +127,11 @@ def main() -> None:
             finally:
                 await store.close()
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        finally:
+            if settings.store == "cassandra" and not args.standin:
+                drop_keyspace(settings)
     start = time.perf_counter()
     stored = hash_password("correct horse battery")
     hashed = time.perf_counter() - start

@@ -25,9 +25,19 @@ FLEET = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="create the keyspace, migrate the schema, show its version")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("create-keyspace", help="create the Cassandra keyspace (idempotent)")
+    force = argparse.ArgumentParser(add_help=False)
+    force.add_argument(
+        "--force",
+        action="store_true",
+        help="create the keyspace even with a replication factor above the live nodes",
+    )
     db_sub.add_parser(
-        "migrate", help="create the keyspace if missing, apply pending migrations (idempotent)"
+        "create-keyspace", parents=[force], help="create the Cassandra keyspace (idempotent)"
+    )
+    db_sub.add_parser(
+        "migrate",
+        parents=[force],
+        help="create the keyspace if missing, apply pending migrations (idempotent)",
     )
     db_sub.add_parser("version", help="print the applied and the latest schema version")
 
@@ -56,7 +66,7 @@ def db_command(args: argparse.Namespace, settings: Settings) -> int:
         if settings.store == "sqlite":
             return _sqlite_db(args.db_command, settings)
         if settings.store == "cassandra":
-            return _cassandra_db(args.db_command, settings)
+            return _cassandra_db(args.db_command, settings, force=getattr(args, "force", False))
         return _fail(f"DRONETRACK_STORE={settings.store!r}: expected 'sqlite' or 'cassandra'")
     except (StoreError, SettingsError) as exc:
         return _fail(str(exc))
@@ -87,20 +97,43 @@ def _sqlite_db(command: str, settings: Settings) -> int:
     return 0
 
 
-def _cassandra_db(command: str, settings: Settings) -> int:
+def _cassandra_db(command: str, settings: Settings, *, force: bool) -> int:
+    from cassandra import (
+        ConsistencyLevel,
+        OperationTimedOut,
+        ReadTimeout,
+        Unavailable,
+        WriteTimeout,
+    )
+
     from dronetrack.store import cassandra_schema
 
     latest = migrations.latest_version("cassandra")
     keyspace = settings.cassandra_keyspace
-    if command == "create-keyspace":
-        created = cassandra_schema.create_keyspace(settings)
-        print(created or f"cassandra keyspace {keyspace} exists; left as it is")
-    elif command == "migrate":
-        before, after = cassandra_schema.migrate(settings)
-        print(f"cassandra keyspace {keyspace}: schema version {before} -> {after}")
-    else:
-        applied = cassandra_schema.version(settings)
-        print(f"cassandra keyspace {keyspace}: version {applied} of {latest}")
+    try:
+        if command == "create-keyspace":
+            created = cassandra_schema.create_keyspace(settings, force=force)
+            print(created or f"cassandra keyspace {keyspace} exists; left as it is")
+        elif command == "migrate":
+            before, after = cassandra_schema.migrate(settings, force=force)
+            print(f"cassandra keyspace {keyspace}: schema version {before} -> {after}")
+        else:
+            applied = cassandra_schema.version(settings)
+            print(f"cassandra keyspace {keyspace}: version {applied} of {latest}")
+    except Unavailable as exc:
+        level = ConsistencyLevel.value_to_name.get(exc.consistency, exc.consistency)
+        return _fail(
+            f"Cassandra could not reach enough replicas: {level} needs"
+            f" {exc.required_replicas} live replicas, {exc.alive_replicas} alive. Start the"
+            " missing nodes (nodetool status), or lower the replication of keyspace"
+            f" {keyspace!r} to the nodes there are (ALTER KEYSPACE)"
+        )
+    except (ReadTimeout, WriteTimeout, OperationTimedOut) as exc:
+        return _fail(
+            f"Cassandra did not answer in time ({type(exc).__name__}: {exc}). The nodes may be"
+            " overloaded or starting: check nodetool status and run the command again (it is"
+            " idempotent), or raise DRONETRACK_CASSANDRA_REQUEST_TIMEOUT_S"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import faust
@@ -17,6 +18,22 @@ from streams.metrics import StreamMetrics
 from streams.sink import StoreSink
 from streams.state import drone_states
 
+# The write path allocates a few short-lived objects per event (records, statements, driver
+# futures) that reference counting frees; at the default young-generation threshold (700) the
+# collector still ran ~4,500 times in 20 s and took about a quarter of the worker's CPU on
+# Cassandra. Collecting after every 20,000 net allocations instead scans mostly live objects.
+YOUNG_GC_THRESHOLD = 20_000
+
+
+class Worker(faust.Worker):
+    async def on_startup_finished(self) -> None:
+        """Once started (modules, the app, the store's driver and its metadata), move every
+        object so far out of the collector's sight: full collections then scan only what the
+        worker allocates while it runs."""
+        await super().on_startup_finished()
+        gc.collect()
+        gc.freeze()
+
 
 def main() -> None:
     # uvloop, as the HTTP services use: the worker's event loop is on its hot path.
@@ -24,6 +41,7 @@ def main() -> None:
     # The store adapter's thread takes the GIL back after every row it writes; the default 5 ms
     # switch interval makes it queue behind the event loop's threads for each one.
     sys.setswitchinterval(0.0005)
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     settings = Settings.from_env()
     logs.configure("streams", settings.log_level)
     web = ops.create_app()
@@ -39,7 +57,7 @@ def main() -> None:
     server.add_check("kafka", kafka_ready)
     server.add_check("topics", feed.topics_ready)
     server.add_check("sink", sink.stalled)
-    worker = faust.Worker(
+    worker = Worker(
         app,
         server,
         sink,

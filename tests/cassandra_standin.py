@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from cassandra import InvalidRequest, cqltypes
+from cassandra import ConsistencyLevel, InvalidRequest, Unavailable, cqltypes
+from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, BatchStatement, BoundStatement, PreparedStatement
 from cassandra.util import Date
@@ -86,16 +87,59 @@ class StandinCluster:
         self.ids = itertools.count()
         self.prepared: dict[bytes, PreparedStatement] = {}
         self.io = ThreadPoolExecutor(2, thread_name_prefix="standin-io")
-        self.metadata = SimpleNamespace(keyspaces={})
+        self.metadata = SimpleNamespace(keyspaces={}, all_hosts=self.hosts)
+        # Live nodes of the one data centre (as many as the default replication factor);
+        # each keyspace's replication factor.
+        self.nodes = 3
+        self.replication: dict[str, int] = {}
+        self.requests = 0
+
+    def hosts(self) -> list[Any]:
+        return [
+            SimpleNamespace(address=f"127.0.0.{i + 1}", datacenter="datacenter1", is_up=True)
+            for i in range(self.nodes)
+        ]
+
+    def check_replicas(self, keyspace: str, level: int | None) -> None:
+        """Raise Unavailable as a coordinator does when too few replicas are alive for the
+        consistency level (LOCAL_QUORUM, the settings' default, when the statement sets none)."""
+        factor = self.replication.get(keyspace, 1)
+        level = ConsistencyLevel.LOCAL_QUORUM if level is None else level
+        required = {
+            ConsistencyLevel.ONE: 1,
+            ConsistencyLevel.LOCAL_ONE: 1,
+            ConsistencyLevel.ALL: factor,
+        }.get(level, factor // 2 + 1)
+        alive = min(self.nodes, factor)
+        if alive < required:
+            name = ConsistencyLevel.value_to_name[level]
+            raise Unavailable(
+                f'Error from server: code=1000 [Unavailable exception] message="Cannot achieve'
+                f" consistency level {name}\" info={{'consistency': '{name}',"
+                f" 'required_replicas': {required}, 'alive_replicas': {alive}}}",
+                consistency=level,
+                required_replicas=required,
+                alive_replicas=alive,
+            )
 
     def session(self) -> StandinSession:
         return StandinSession(self)
+
+    def connect(self, keyspace: str | None = None) -> StandinSession:
+        """As ``Cluster.connect``: a session bound to a keyspace that does not exist fails on
+        every host, reported as the driver does (NoHostAvailable with a list of addresses)."""
+        if keyspace is not None and keyspace not in self.metadata.keyspaces:
+            raise NoHostAvailable(
+                f"Unable to connect to any servers using keyspace '{keyspace}'", ["127.0.0.1"]
+            )
+        return self.session()
 
     def shutdown(self) -> None:
         """Sessions come and go; the data (and its I/O thread) stays for the next one."""
 
     # -- statements -----------------------------------------------------------------------
-    def prepare(self, text: str) -> PreparedStatement:
+    def prepare(self, qualified: str) -> PreparedStatement:
+        keyspace, text = self.unqualify(qualified)
         if _table_name(text) not in self.tables:
             raise InvalidRequest(f"unconfigured table {_table_name(text)}")  # as the server says
         table = self.tables[_table_name(text)]
@@ -104,18 +148,22 @@ class StandinCluster:
             for name, type_ in _bind_columns(text, table)
         ]
         query_id = str(next(self.ids)).encode()
-        statement = PreparedStatement(metadata, query_id, None, text, "ks", PROTOCOL, [], None)
+        statement = PreparedStatement(metadata, query_id, None, text, keyspace, PROTOCOL, [], None)
         self.prepared[query_id] = statement
         return statement
 
     def run(self, statement: Any) -> list[Any]:
         with self.lock:
+            self.requests += 1
             if isinstance(statement, BatchStatement):
+                first = statement._statements_and_parameters[0][1]
+                self.check_replicas(self.prepared[first].keyspace, statement.consistency_level)
                 for _, query_id, values in statement._statements_and_parameters:
                     self._run_one(self.prepared[query_id], values)
                 return []
             assert isinstance(statement, BoundStatement)
             prepared = statement.prepared_statement
+            self.check_replicas(prepared.keyspace, statement.consistency_level)
             assert len(statement.raw_values) == len(prepared.column_metadata), (
                 f"{len(statement.raw_values)} values for {len(prepared.column_metadata)} markers:"
                 f" {prepared.query_string}"
@@ -216,7 +264,7 @@ class StandinCluster:
         descending = [table.order.get(c, "ASC") == "DESC" for c in table.clustering]
         # Rows come in clustering order (each column ASC or DESC as declared).
         for i in reversed(range(len(table.clustering))):
-            found.sort(key=lambda r, i=i: r[0][i], reverse=descending[i])
+            found.sort(key=lambda r, i=i: r[0][i], reverse=descending[i])  # type: ignore[misc]
         if m["order"]:
             col, direction = m["order"].split()
             if direction != table.order.get(col, "ASC"):
@@ -227,12 +275,28 @@ class StandinCluster:
         Row = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
         return [Row(*_project(names, table, live, now)) for _, _, live in found]
 
+    def unqualify(self, text: str) -> tuple[str, str]:
+        """(keyspace, statement without it). Sessions have no keyspace: a statement that does
+        not name its table's keyspace is refused, as by a server without ``USE``."""
+        m = re.search(r"\b(?:TABLE IF NOT EXISTS|TABLE|INTO|UPDATE|FROM) (?:(\w+)\.)?\w+", text)
+        assert m, text
+        if m[1] is None:
+            raise InvalidRequest(f"No keyspace has been specified: {text}")  # as the server says
+        if m[1] not in self.metadata.keyspaces:
+            raise InvalidRequest(f"Keyspace {m[1]} does not exist")
+        return m[1], text[: m.start(1)] + text[m.end(1) + 1 :]
+
     # -- schema -----------------------------------------------------------------------------
     def ddl(self, text: str) -> None:
         with self.lock:
             if text.startswith("CREATE KEYSPACE IF NOT EXISTS "):
-                self.metadata.keyspaces[text.split()[5]] = text
-            elif text.startswith("CREATE TABLE"):
+                name = text.split()[5]
+                self.metadata.keyspaces[name] = text
+                factor = re.search(r"'(?:replication_factor|datacenter1)': (\d+)", text)
+                self.replication[name] = int(factor[1]) if factor else 1
+                return
+            _, text = self.unqualify(text)
+            if text.startswith("CREATE TABLE"):
                 table = parse_table(text)
                 if table.name not in self.tables:
                     self.tables[table.name] = table
@@ -276,17 +340,21 @@ def _decode(type_: Any, raw: Any) -> Any:
 def _wins(old: _Cell | None, stamp: int, value: Any) -> bool:
     if old is None or stamp > old.ts:
         return True
-    return stamp == old.ts and value is not None and old.value is not None and value > old.value
+    return bool(
+        stamp == old.ts and value is not None and old.value is not None and value > old.value
+    )
 
 
 def _compare(have: Any, op: str, want: Any) -> bool:
-    return {
-        "=": have == want,
-        "<": have < want,
-        "<=": have <= want,
-        ">": have > want,
-        ">=": have >= want,
-    }[op]
+    return bool(
+        {
+            "=": have == want,
+            "<": have < want,
+            "<=": have <= want,
+            ">": have > want,
+            ">=": have >= want,
+        }[op]
+    )
 
 
 def _table_name(text: str) -> str:
@@ -385,11 +453,11 @@ class StandinSession:
 
 
 def install(monkeypatch: Any) -> StandinCluster:
-    """Route the Cassandra adapter and the schema commands to a fresh stand-in."""
+    """Route the Cassandra adapter and the schema commands to a fresh stand-in. Only the
+    cluster is replaced: connecting goes through the adapter's own ``connect``."""
     from dronetrack.store import cassandra, cassandra_schema
 
     cluster = StandinCluster()
     monkeypatch.setattr(cassandra, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra, "connect", lambda c, settings, keyspace: cluster.session())
-    monkeypatch.setattr(cassandra_schema, "_session", lambda s, k: (cluster, cluster.session()))
+    monkeypatch.setattr(cassandra_schema, "build_cluster", lambda settings: cluster)
     return cluster

@@ -1,10 +1,16 @@
 """Cassandra adapter: the production store.
 
-The driver runs its own I/O thread; each request's future is bridged into asyncio with
-``call_soon_threadsafe``, so the event loop never waits on the driver. Statements are prepared
-once on ``open`` and marked idempotent (they all are: see ``cql.py``), which is what lets the
-retry policy and the callers retry them. Writes go through a semaphore so a large batch cannot
-flood the driver's request queue.
+The driver runs its own I/O thread; reads are bridged into asyncio with
+``call_soon_threadsafe``, so the event loop never waits on the driver. Writes go through a
+bounded pipeline of driver futures (``_Pipeline``): at most ``cassandra_max_concurrent_writes``
+in flight, and one wake-up of the loop per refill rather than one per request. Statements are
+prepared once on ``open``, with the keyspace in their text, and marked idempotent (they all are:
+see ``cql.py``), which is what lets the retry policy and the callers retry them.
+
+The write path is shaped by what a request costs the worker (tens of µs of driver Python each):
+telemetry goes out as single-partition unlogged batches (a fleet's latest states, each drone-day's
+track points), one latest-state row per drone per batch, and each day mark once a day per
+process.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import asyncio
 import calendar
 import contextlib
 import datetime as dt
+import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
@@ -21,7 +29,7 @@ from typing import Any
 import msgspec
 from cassandra import InvalidRequest, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import NoHostAvailable
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement
 from cassandra.util import Date
 
 from dronetrack import record
@@ -43,6 +51,7 @@ from dronetrack.store import (
 )
 from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
 from dronetrack.store.cassandra_schema import schema_version
+from dronetrack.store.cql import qualify
 
 DAY_MS = 86_400_000
 _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.999Z
@@ -52,9 +61,14 @@ _MAX_TS = 253_402_300_799_999  # the record's upper bound: 9999-12-31T23:59:59.9
 # below real write times, never in the future, and they only ever compete with each other
 # (nothing else writes or deletes the acknowledgement columns).
 _ACK_EPOCH = 4_102_444_800_000  # 2100-01-01 in ms
-# Track points of one partition travel in unlogged batches of this many rows (~3 KB, under
-# Cassandra's default 5 KB batch warning).
-_BATCH_ROWS = 32
+# Rows of one partition travel in unlogged batches of at most this many (single-partition
+# batches are one mutation: the server neither warns about nor refuses their size).
+_BATCH_ROWS = 64
+# Latest-state records carry their order within one event-time millisecond as a fixed-width
+# prefix: seq + 1 (0 without a seq) in 20 digits, then a space. See latest_write_time.
+_ORDER_DIGITS = 21
+# Day marks this process has written today, forgotten past this many (then written again).
+_MARKS_KEPT = 100_000
 _record_decoder = msgspec.json.Decoder(Telemetry)
 
 
@@ -79,8 +93,22 @@ def _unset(value: Any) -> Any:
 
 
 def latest_write_time(rec: Telemetry) -> int:
-    """Write timestamp (µs) for latest state: the event time, then ``seq`` within one ms."""
-    return rec.ts * 1000 + (rec.seq % 1000 if rec.seq is not None else 0)
+    """Write timestamp (µs) for latest state: the event time. Two records of one millisecond
+    get the same timestamp, and Cassandra then keeps the greater cell value: ``latest_value``
+    starts with the record's ``seq`` in fixed width, so the greater ``seq`` wins over its whole
+    range, as ``record.is_newer`` orders (a µs offset could order only 1000 values)."""
+    return rec.ts * 1000
+
+
+def latest_value(rec: Telemetry) -> str:
+    """The ``latest_state.record`` cell: order prefix (see latest_write_time), then the JSON."""
+    order = 0 if rec.seq is None else rec.seq + 1
+    return f"{order:020d} {record.encode(rec).decode()}"
+
+
+def decode_latest(value: str) -> Telemetry:
+    """A ``latest_state.record`` cell; rows written before the order prefix are plain JSON."""
+    return _record_decoder.decode(value if value[:1] == "{" else value[_ORDER_DIGITS:])
 
 
 def ack_write_time(at_ms: int) -> int:
@@ -95,8 +123,11 @@ class CassandraStore:
         self._cluster: Any = None
         self._session: Any = None
         self._prepared: dict[str, Any] = {}
+        self._serializers: dict[str, list[Any]] = {}
         self._write_cl: int | None = None
-        self._writes = asyncio.Semaphore(max(1, settings.cassandra_max_concurrent_writes))
+        self._window = max(1, settings.cassandra_max_concurrent_writes)
+        self._marked: set[tuple[str, str, int]] = set()
+        self._marked_on = 0  # the UTC day (since the epoch) the marks in _marked were written
 
     def __repr__(self) -> str:
         return (
@@ -110,9 +141,10 @@ class CassandraStore:
 
     def _open_blocking(self) -> None:
         cluster = build_cluster(self.settings)
-        session = connect(cluster, self.settings, self.settings.cassandra_keyspace)
+        keyspace = self.settings.cassandra_keyspace
+        session = connect(cluster, self.settings, keyspace)
         try:
-            have = schema_version(session)
+            have = schema_version(session, keyspace)
         except InvalidRequest as exc:  # no schema_migrations table: never migrated
             cluster.shutdown()
             raise SchemaOutdated(
@@ -131,11 +163,13 @@ class CassandraStore:
         )
         try:
             for name, text in cql.STATEMENTS.items():
-                prepared = session.prepare(text)
+                prepared = session.prepare(qualify(text, keyspace))
                 prepared.is_idempotent = True
                 if text.startswith(("INSERT", "UPDATE")):
                     prepared.consistency_level = write_cl
                 self._prepared[name] = prepared
+                if prepared.column_encryption_policy is None:
+                    self._serializers[name] = [c.type.serialize for c in prepared.column_metadata]
         except BaseException:
             cluster.shutdown()
             raise
@@ -174,7 +208,24 @@ class CassandraStore:
     def _statement(self, name: str, params: Sequence[Any]) -> Any:
         if self._session is None:
             raise StoreError("store is not open")
-        return self._prepared[name].bind(params)
+        return self._bind(name, params)
+
+    def _bind(self, name: str, params: Sequence[Any]) -> Any:
+        """``PreparedStatement.bind``, without what costs it half its time per row: the driver
+        (3.30) builds a column descriptor per value for column encryption, used by none of
+        our statements. Values are serialised by the same column types the driver uses."""
+        prepared = self._prepared[name]
+        serializers = self._serializers.get(name)
+        if serializers is None or len(params) != len(serializers):
+            return prepared.bind(params)
+        version = prepared.protocol_version
+        statement = BoundStatement(prepared)
+        statement.raw_values = params
+        statement.values = [
+            v if v is None or v is UNSET_VALUE else serialize(v, version)
+            for serialize, v in zip(serializers, params, strict=True)
+        ]
+        return statement
 
     async def _query(
         self, name: str, params: Sequence[Any], *, limit: int | None = None
@@ -192,11 +243,12 @@ class CassandraStore:
         return rows if limit is None else rows[:limit]
 
     async def _write(self, statement: Any) -> None:
-        async with self._writes:
-            await _guard(self._bridge(self._session.execute_async(statement)), self.settings)
+        await self._write_all((statement,))
 
     async def _write_all(self, statements: Iterable[Any]) -> None:
-        await asyncio.gather(*(self._write(s) for s in statements))
+        if self._session is None:
+            raise StoreError("store is not open")
+        await _guard(_Pipeline(self._window).run(self._session, statements), self.settings)
 
     def _batch(self, kind: int, items: Iterable[tuple[str, Sequence[Any]]]) -> Any:
         batch = BatchStatement(batch_type=kind, consistency_level=self._write_cl)
@@ -205,69 +257,85 @@ class CassandraStore:
         batch.is_idempotent = True
         return batch
 
-    def _mark_days(self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int) -> list[Any]:
+    def _rows(self, name: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Rows of one partition as unlogged batches of at most _BATCH_ROWS (one row: no batch)."""
+        if len(rows) == 1:
+            return [self._bind(name, rows[0])]
+        batches = []
+        for start in range(0, len(rows), _BATCH_ROWS):
+            batch = BatchStatement(BatchType.UNLOGGED, consistency_level=self._write_cl)
+            for params in rows[start : start + _BATCH_ROWS]:
+                batch.add(self._bind(name, params))
+            batch.is_idempotent = True
+            batches.append(batch)
+        return batches
+
+    def _mark_days(
+        self, fleet_series_days: set[tuple[str, str, int]], ttl_s: int
+    ) -> tuple[list[Any], set[tuple[str, str, int]]]:
+        """Day marks this process has not written yet today, and the marks they are.
+
+        A mark is written again each (UTC, wall-clock) day its series gets rows, with a day
+        more TTL than the rows: every row written today expires before the mark written today
+        (late rows for an old day included). An expired day read in vain costs one empty
+        query; a mark gone too early would hide rows."""
+        today = int(time.time()) // 86_400
+        if today != self._marked_on:
+            self._marked.clear()
+            self._marked_on = today
+        new = fleet_series_days - self._marked
+        mark_ttl = ttl_s + DAY_MS // 1000 if ttl_s else 0
         return [
-            self._statement("mark_day", (fleet, series, Date(day), ttl_s))
-            for fleet, series, day in fleet_series_days
-        ]
+            self._statement("mark_day", (fleet, series, Date(day), mark_ttl))
+            for fleet, series, day in new
+        ], new
+
+    def _remember(self, marks: set[tuple[str, str, int]]) -> None:
+        """After the write succeeded: the marks need not be written again today."""
+        if len(self._marked) + len(marks) > _MARKS_KEPT:
+            self._marked.clear()
+        self._marked |= marks
 
     # -- telemetry --------------------------------------------------------------------------
     async def write_telemetry(self, records: Sequence[Telemetry]) -> None:
         if not records:
             return
+        if self._session is None:
+            raise StoreError("store is not open")
         ttl = self.retention.track_s
         newest: dict[tuple[str, str], Telemetry] = {}
-        partitions: dict[tuple[str, str, int], list[Telemetry]] = defaultdict(list)
-        for rec in records:
-            key = (rec.fleet, rec.drone_id)
-            if key not in newest or latest_write_time(rec) >= latest_write_time(newest[key]):
-                newest[key] = rec
-            partitions[(rec.fleet, rec.drone_id, rec.ts // DAY_MS)].append(rec)
-        statements = [
-            self._statement(
-                "upsert_latest",
-                (r.fleet, r.drone_id, r.ts, record.encode(r).decode(), latest_write_time(r)),
+        partitions: dict[tuple[str, str, int], list[tuple[Any, ...]]] = defaultdict(list)
+        for r in records:
+            key = (r.fleet, r.drone_id)
+            held = newest.get(key)
+            if held is None or not record.is_newer(held, r):
+                newest[key] = r
+            partitions[(r.fleet, r.drone_id, r.ts // DAY_MS)].append(
+                (r.ts, r.lat, r.lon, r.alt_m, r.speed_mps, r.heading_deg, r.battery_pct,
+                 UNSET_VALUE if r.seq is None else r.seq, ttl)
+            )  # fmt: skip
+        by_fleet: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in newest.values():
+            by_fleet[r.fleet].append(
+                (r.fleet, r.drone_id, r.ts, latest_value(r), latest_write_time(r))
             )
-            for r in newest.values()
-        ]
-        for (fleet, drone_id, day), recs in partitions.items():
-            for start in range(0, len(recs), _BATCH_ROWS):
-                statements.append(
-                    self._batch(
-                        BatchType.UNLOGGED,
-                        (
-                            (
-                                "insert_track",
-                                (
-                                    fleet,
-                                    drone_id,
-                                    Date(day),
-                                    r.ts,
-                                    r.lat,
-                                    r.lon,
-                                    r.alt_m,
-                                    r.speed_mps,
-                                    r.heading_deg,
-                                    r.battery_pct,
-                                    _unset(r.seq),
-                                    ttl,
-                                ),
-                            )
-                            for r in recs[start : start + _BATCH_ROWS]
-                        ),
-                    )
-                )
-        days = {(f, f"track:{d}", day) for f, d, day in partitions}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        statements = []
+        for rows in by_fleet.values():
+            statements.extend(self._rows("upsert_latest", rows))
+        for (fleet, drone_id, day), points in partitions.items():
+            head = (fleet, drone_id, Date(day))
+            statements.extend(self._rows("insert_track", [head + p for p in points]))
+        marks, new = self._mark_days({(f, f"track:{d}", day) for f, d, day in partitions}, ttl)
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def latest(self, fleet: str) -> list[Telemetry]:
         rows = await self._query("latest", (fleet,))
-        return [_record_decoder.decode(r.record) for r in rows]
+        return [decode_latest(r.record) for r in rows]
 
     async def drone(self, fleet: str, drone_id: str) -> Telemetry | None:
         rows = await self._query("drone", (fleet, drone_id))
-        return _record_decoder.decode(rows[0].record) if rows else None
+        return decode_latest(rows[0].record) if rows else None
 
     async def _days(self, fleet: str, series: str, first_ms: int, last_ms: int) -> list[int]:
         """Days of a series that hold rows, newest first, within [first_ms, last_ms]."""
@@ -372,9 +440,11 @@ class CassandraStore:
                     ],
                 )
             )
-        days = {(a.fleet, "alerts", a.raised_at // DAY_MS) for a in alerts}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        marks, new = self._mark_days(
+            {(a.fleet, "alerts", a.raised_at // DAY_MS) for a in alerts}, ttl
+        )
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def alerts(
         self, fleet: str, *, since_ms: int, until_ms: int, limit: int = 500
@@ -443,9 +513,9 @@ class CassandraStore:
             )
             for s in stats
         ]
-        days = {(s.fleet, "stats", s.minute // DAY_MS) for s in stats}
-        statements.extend(self._mark_days(days, ttl))
-        await self._write_all(statements)
+        marks, new = self._mark_days({(s.fleet, "stats", s.minute // DAY_MS) for s in stats}, ttl)
+        await self._write_all(statements + marks)
+        self._remember(new)
 
     async def fleet_stats(self, fleet: str, *, since_ms: int, until_ms: int) -> list[FleetStats]:
         found: list[FleetStats] = []
@@ -551,6 +621,71 @@ class CassandraStore:
     async def purge_expired(self) -> int:
         """Cassandra expires rows by TTL itself."""
         return 0
+
+
+class _Pipeline:
+    """Runs write statements with at most ``window`` driver futures in flight.
+
+    The driver completes requests on its I/O thread. Rather than a task, a semaphore and a
+    loop wake-up per request, its callbacks only count under a lock; the loop is woken once
+    when half the window has drained (to send more) or when everything is done. The first
+    error is raised after every request sent has finished, so none is left running."""
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._waiter: tuple[int, asyncio.Future[None]] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def run(self, session: Any, statements: Iterable[Any]) -> None:
+        refill = self._window // 2
+        for statement in statements:
+            if self._pending >= self._window:
+                await self._drained(refill)
+            if self._error is not None:
+                break
+            with self._lock:
+                self._pending += 1
+            try:
+                response = session.execute_async(statement)
+            except Exception as exc:  # refused before it was sent: no callback will come
+                self._failed(exc)
+                break
+            response.add_callbacks(self._done, self._failed)
+        await self._drained(0)
+        if self._error is not None:
+            raise self._error
+
+    async def _drained(self, level: int) -> None:
+        future = self._loop.create_future()
+        with self._lock:
+            if self._pending <= level:
+                return
+            self._waiter = (level, future)
+        await future
+
+    def _done(self, _rows: Any = None) -> None:
+        with self._lock:
+            self._pending -= 1
+            waiter = self._waiter
+            if waiter is None or self._pending > waiter[0]:
+                return
+            self._waiter = None
+        # RuntimeError: the loop closed while the request was in flight.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle, waiter[1])
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self._done()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _guard(pending: Awaitable[Any], settings: Settings) -> Any:

@@ -14,7 +14,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
 
 from dronetrack.settings import PREFIX, Settings, SettingsError
-from dronetrack.store import StoreUnavailable
+from dronetrack.store import SchemaOutdated, StoreUnavailable
 
 
 class IdempotentOnlyRetryPolicy(RetryPolicy):  # type: ignore[misc]
@@ -117,9 +117,17 @@ def build_cluster(settings: Settings) -> Cluster:
         ) from None
 
 
+# Pinned: unpinned, the driver offers its newest version and steps down on every connection
+# (66 -> 65 -> 5 against Cassandra 4.0). v4 rather than v5: v5 frames every message in segments
+# with a CRC24 computed in Python, a few percent of the worker's CPU; v4 is served by
+# Cassandra 2.2 to 5.0 and has everything this adapter uses.
+PROTOCOL_VERSION = 4
+
+
 def _cluster(settings: Settings, points: list[str], profile: Any, auth: Any) -> Cluster:
     return Cluster(
         contact_points=points,
+        protocol_version=PROTOCOL_VERSION,
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         auth_provider=auth,
@@ -141,21 +149,40 @@ def where(settings: Settings) -> str:
 
 def connect(cluster: Cluster, settings: Settings, keyspace: str | None) -> Any:
     """Blocking: open a session, turning 'no host answered' into a message that says where the
-    cluster was looked for and which settings to check."""
+    cluster was looked for and which settings to check, and a missing ``keyspace`` into one that
+    says which command creates it.
+
+    The session is never bound to the keyspace (no ``USE``): every statement names it (see
+    ``cql.qualify``), as the server asks of clients that prepare statements."""
     try:
-        return cluster.connect(keyspace)
+        session = cluster.connect()
     except NoHostAvailable as exc:
         cluster.shutdown()
-        reasons = "; ".join(f"{host}: {err}" for host, err in exc.errors.items())
         raise StoreUnavailable(
-            f"Cassandra is unreachable at {where(settings)}: {reasons or exc}. Check "
+            f"Cassandra is unreachable at {where(settings)}: {_reasons(exc)}. Check "
             f"{PREFIX}CASSANDRA_CONTACT_POINTS, _PORT, _TLS and _USERNAME/_PASSWORD."
         ) from None
     except Exception as exc:
         cluster.shutdown()
-        if keyspace is not None and "keyspace" in str(exc).lower():
-            raise StoreUnavailable(
-                f"Cassandra keyspace {keyspace!r} does not exist at {where(settings)}: run "
-                "`dronetrack db create-keyspace` and `dronetrack db migrate`"
-            ) from exc
         raise StoreUnavailable(f"Cassandra at {where(settings)}: {exc}") from exc
+    if keyspace is not None and keyspace not in cluster.metadata.keyspaces:
+        cluster.shutdown()
+        raise SchemaOutdated(
+            f"Cassandra keyspace {keyspace!r} does not exist at {where(settings)}: run "
+            "`dronetrack db migrate` (it creates the keyspace; `dronetrack db create-keyspace`"
+            " alone creates only the keyspace)"
+        )
+    return session
+
+
+def _reasons(exc: NoHostAvailable) -> str:
+    """The driver's ``errors`` is a map host -> exception when connecting failed, but a plain
+    list of hosts when, for one, a session could not use its keyspace."""
+    errors = exc.errors
+    if isinstance(errors, dict):
+        reasons = "; ".join(f"{host}: {err}" for host, err in errors.items())
+    elif errors:
+        reasons = f"{exc.args[0] if exc.args else exc} ({', '.join(map(str, errors))})"
+    else:
+        reasons = ""
+    return reasons or str(exc.args[0] if exc.args else exc)

@@ -95,25 +95,46 @@ def _session(settings: Settings, keyspace: str | None) -> tuple[Any, Any]:
     return cluster, connect(cluster, settings, keyspace)
 
 
-def create_keyspace(settings: Settings) -> str | None:
+def live_nodes(cluster: Any, settings: Settings) -> int:
+    """Nodes the driver sees up: in the local data centre for NetworkTopologyStrategy (the one
+    the keyspace replicates to), anywhere for SimpleStrategy."""
+    local = settings.cassandra_replication_strategy != "SimpleStrategy"
+    return sum(
+        1
+        for host in cluster.metadata.all_hosts()
+        if host.is_up is not False and (not local or host.datacenter == settings.cassandra_local_dc)
+    )
+
+
+def create_keyspace(settings: Settings, *, force: bool = False) -> str | None:
     """Create the keyspace if it is missing: the statement run, or None if it existed.
 
     An existing keyspace is left alone (its replication too) and no CREATE is even sent, so a
-    role without CREATE permission on all keyspaces can run this against a prepared one."""
+    role without CREATE permission on all keyspaces can run this against a prepared one.
+    A replication factor above the live nodes is refused unless ``force``: the server accepts
+    it with a warning, then every LOCAL_QUORUM request fails as unavailable."""
     statement = create_keyspace_cql(settings)
     cluster, session = _session(settings, None)
     try:
         if keyspace_name(settings) in cluster.metadata.keyspaces:
             return None
+        factor, nodes = settings.cassandra_replication_factor, live_nodes(cluster, settings)
+        if factor > nodes and not force:
+            raise SettingsError(
+                f"replication factor {factor} is more than the {nodes} live node(s) of data"
+                f" centre {settings.cassandra_local_dc!r}: requests at QUORUM levels would fail."
+                f" Set {PREFIX}CASSANDRA_REPLICATION_FACTOR={max(nodes, 1)} (or fewer), or add"
+                " --force if the other nodes are on their way"
+            )
         session.execute(statement)
     finally:
         cluster.shutdown()
     return statement
 
 
-def _execute(session: Any, name: str, params: tuple[Any, ...]) -> Any:
+def _execute(session: Any, keyspace: str, name: str, params: tuple[Any, ...]) -> Any:
     """Run one of ``cql.STATEMENTS`` (``?`` markers need a prepared statement)."""
-    return session.execute(session.prepare(cql.STATEMENTS[name]), params)
+    return session.execute(session.prepare(cql.qualify(cql.STATEMENTS[name], keyspace)), params)
 
 
 def _apply(session: Any, statement: str) -> None:
@@ -128,42 +149,45 @@ def _apply(session: Any, statement: str) -> None:
             raise
 
 
-def schema_version(session: Any) -> int:
-    row = _execute(session, "schema_version", (cql.MIGRATION_SCOPE,)).one()
+def schema_version(session: Any, keyspace: str) -> int:
+    row = _execute(session, keyspace, "schema_version", (cql.MIGRATION_SCOPE,)).one()
     return int(row.version) if row else 0
 
 
-def migrate(settings: Settings) -> tuple[int, int]:
+def migrate(settings: Settings, *, force: bool = False) -> tuple[int, int]:
     """Create the keyspace if it is missing, apply the pending migrations, then the retention
     settings; (version before, after).
 
     Each file's statements are IF NOT EXISTS, and a version is recorded only after all of its
     statements succeeded, so an interrupted run is finished by running it again."""
     retention = Retention.from_settings(settings)
-    create_keyspace(settings)
-    cluster, session = _session(settings, keyspace_name(settings))
+    create_keyspace(settings, force=force)
+    keyspace = keyspace_name(settings)
+    cluster, session = _session(settings, keyspace)
     try:
-        session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        before = schema_version(session)
+        session.execute(cql.qualify(cql.CREATE_MIGRATIONS_TABLE, keyspace))
+        before = schema_version(session, keyspace)
         for migration in migrations.pending("cassandra", before):
             for statement in migration.statements(template_params(retention)):
-                _apply(session, statement)
+                _apply(session, cql.qualify(statement, keyspace))
             _execute(
                 session,
+                keyspace,
                 "record_migration",
                 (cql.MIGRATION_SCOPE, migration.version, migration.name, dt.datetime.now(dt.UTC)),
             )
         for statement in retention_cql(retention):
-            session.execute(statement)
-        return before, schema_version(session)
+            session.execute(cql.qualify(statement, keyspace))
+        return before, schema_version(session, keyspace)
     finally:
         cluster.shutdown()
 
 
 def version(settings: Settings) -> int:
-    cluster, session = _session(settings, keyspace_name(settings))
+    keyspace = keyspace_name(settings)
+    cluster, session = _session(settings, keyspace)
     try:
-        session.execute(cql.CREATE_MIGRATIONS_TABLE)
-        return schema_version(session)
+        session.execute(cql.qualify(cql.CREATE_MIGRATIONS_TABLE, keyspace))
+        return schema_version(session, keyspace)
     finally:
         cluster.shutdown()

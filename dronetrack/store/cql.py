@@ -10,6 +10,7 @@ acknowledgements (the earliest wins).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 _TRACK_COLUMNS = "ts, lat, lon, alt_m, speed_mps, heading_deg, battery_pct, seq"
@@ -129,3 +130,13 @@ STATEMENTS: Final[dict[str, str]] = {
     "channel": "SELECT kind FROM notify_channels WHERE fleet = ? AND channel_id = ?",
     "remove_channel": "DELETE FROM notify_channels WHERE fleet = ? AND channel_id = ?",
 }
+
+
+_TABLE_NAME = re.compile(r"\b(TABLE IF NOT EXISTS|TABLE|INTO|UPDATE|FROM) (\w+)\b(?!\.)")
+
+
+def qualify(statement: str, keyspace: str) -> str:
+    """The statement with its table named ``keyspace.table``. Sessions are never bound to a
+    keyspace: with prepared statements the server warns that ``USE`` is ambiguous, and names
+    every table instead."""
+    return _TABLE_NAME.sub(rf"\1 {keyspace}.\2", statement, count=1)

@@ -60,6 +60,27 @@ async def test_the_newest_record_of_a_batch_wins_in_any_order(store: Store) -> N
     assert [p.seq for p in await store.track("f1", "d1")] == [9, 3, 1]
 
 
+async def test_at_equal_event_time_the_greater_seq_wins_over_its_whole_range(
+    store: Store,
+) -> None:
+    # Written one batch at a time, newer first, so only the store's own ordering decides.
+    cases = [("d1", 1000, 999), ("d2", 2**63 - 1, 2**62), ("d3", 0, None), ("d4", 123_457, 1)]
+    for drone, newer, older in cases:
+        await store.write_telemetry([rec(drone, i=7, seq=newer)])
+        await store.write_telemetry([rec(drone, i=7, seq=older, lat=1.5)])
+    latest = {t.drone_id: t for t in await store.latest("f1")}
+    assert [(latest[d].seq, latest[d].lat) for d in ("d1", "d2", "d3", "d4")] == [
+        (1000, 47.0007),
+        (2**63 - 1, 47.0007),
+        (0, 47.0007),
+        (123_457, 47.0007),
+    ]
+    await store.write_telemetry([rec("d1", i=7, seq=1001, lat=2.5), rec("d1", i=7, seq=998)])
+    newest = await store.drone("f1", "d1")
+    assert newest is not None
+    assert (newest.seq, newest.lat) == (1001, 2.5)
+
+
 async def test_track_is_newest_first_and_pages(store: Store) -> None:
     await store.write_telemetry([rec(i=i) for i in (3, 0, 4, 1, 2)])
     first = await store.track("f1", "d1", limit=2)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
 from cassandra.cqltypes import DateType
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
 
@@ -19,12 +19,15 @@ from dronetrack.store.cassandra import (
     CassandraStore,
     ack_write_time,
     day_of,
+    decode_latest,
+    latest_value,
     latest_write_time,
     to_ms,
 )
 from dronetrack.store.cassandra_cluster import (
     IdempotentOnlyRetryPolicy,
     build_cluster,
+    connect,
     consistency,
     contact_points,
 )
@@ -63,6 +66,56 @@ def test_cluster_is_token_aware_in_the_local_dc_with_settings_consistency() -> N
         assert cluster.ssl_context is None
     finally:
         cluster.shutdown()
+
+
+def test_the_protocol_version_is_pinned_so_connecting_never_negotiates_down() -> None:
+    cluster = build_cluster(settings())
+    try:
+        assert cluster.protocol_version == 4
+        assert cluster._protocol_version_explicit
+    finally:
+        cluster.shutdown()
+
+
+class _RefusingCluster:
+    """A cluster whose connect fails as the driver's does when no host can be used."""
+
+    def __init__(self, error: NoHostAvailable) -> None:
+        self.error, self.shut_down = error, False
+
+    def connect(self, keyspace: str | None = None) -> None:
+        raise self.error
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        # Session.__init__: a session that could not use its keyspace on any host.
+        (
+            NoHostAvailable("Unable to connect to any servers using keyspace 'ks'", ["10.0.0.7"]),
+            "Unable to connect to any servers using keyspace 'ks' (10.0.0.7)",
+        ),
+        # Cluster._connect_host_in_lbp / control connection: a map host -> error.
+        (
+            NoHostAvailable(
+                "Unable to connect to any servers", {"10.0.0.7:9042": ConnectionRefusedError(111)}
+            ),
+            "10.0.0.7:9042: 111",
+        ),
+    ],
+)
+def test_no_host_available_in_either_form_is_a_clear_error(
+    error: NoHostAvailable, expected: str
+) -> None:
+    cluster = _RefusingCluster(error)
+    with pytest.raises(StoreUnavailable) as failure:
+        connect(cluster, settings(), "ks")  # type: ignore[arg-type]
+    assert expected in str(failure.value)
+    assert "DRONETRACK_CASSANDRA_CONTACT_POINTS" in str(failure.value)
+    assert cluster.shut_down
 
 
 def test_tls_settings_build_a_verifying_context() -> None:
@@ -146,9 +199,18 @@ def test_days_are_utc_and_latest_write_times_follow_event_time() -> None:
             received_at=ts,
         )
 
-    stamps = [latest_write_time(rec(ts, seq)) for ts, seq in [(5, None), (5, 1), (5, 998), (6, 0)]]
-    assert stamps == sorted(stamps)
-    assert len(set(stamps)) == 4
+    assert [latest_write_time(rec(ts, seq)) for ts, seq in [(5, None), (5, 2**63 - 1), (6, 0)]] == [
+        5000,
+        5000,
+        6000,
+    ]
+    # Within one millisecond Cassandra keeps the greater value: seq orders it, whole range.
+    order = [None, 0, 1, 999, 1000, 1001, 2**62, 2**63 - 1]
+    values = [latest_value(rec(5, seq)) for seq in order]
+    assert values == sorted(values)
+    assert len(set(values)) == len(order)
+    assert values[4].startswith('00000000000000001001 {"drone_id":"d",')
+    assert [decode_latest(v).seq for v in values] == order
 
 
 def test_store_settings_are_read_from_the_environment() -> None:
