@@ -29,6 +29,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/stats", handlers.fleet_stats)
     r.add_get("/api/replay", handlers.replay)
     r.add_get("/api/events", handlers.events)
+    # Exports of a drone's track (dashboard.exports).
+    r.add_get("/api/drones/{drone_id}/track.{format}", handlers.export_track)
     r.add_static("/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     r.add_static("/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)
     r.add_static("/static", STATIC)

@@ -165,6 +165,8 @@ class Settings:
     dashboard_login_failures_per_name: int = 10
     dashboard_login_failures_per_address: int = 50
     dashboard_login_window_s: int = 900
+    # The most track points one export (GPX, KML, GeoJSON, CSV) may hold; past it, a 422.
+    dashboard_export_max_points: int = 100_000
 
     # The MAVLink bridge (`dronetrack bridge mavlink`), run beside the drones' ground link.
     # Links, comma-separated: udp:HOST:PORT (listen), tcp:HOST:PORT (connect), serial:DEV[:BAUD].
