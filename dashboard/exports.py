@@ -209,6 +209,8 @@ async def oldest_first(
 ) -> AsyncIterator[list[TrackPoint]]:
     """The planned pages again, oldest point first. Page k holds ``[cursors[k+1], cursors[k])``:
     a point that arrived late never shows twice, and a point purged since never shifts a page."""
+    if not cursors:
+        return
     floors = [*cursors[1:], span.since_ms]
     for before, floor in zip(reversed(cursors), reversed(floors), strict=True):
         page = await _page(reads, span, before)
