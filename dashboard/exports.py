@@ -2,9 +2,10 @@
 
 An export is streamed, never held whole. A first pass reads the range page by page (newest
 first, as the store pages) only to count it, refusing a range past the limit before a byte is
-sent, and keeps each page's cursor; the second pass reads the pages again oldest first (the
-same cached reads, so mostly from the cache) and writes each page as it comes. A flight's
-export is the same thing: its time range, with its id as the span's ``name``.
+sent, and keeps each page's cursor; the second pass reads the pages again, oldest first, and
+writes each as it comes. Pages are read from the store, not through the cache: an export is a
+one-off bulk read, and caching its pages would hold the whole track in memory after all. A
+flight's export is the same thing: its time range, with its id as the span's ``name``.
 """
 
 from __future__ import annotations
@@ -73,15 +74,15 @@ class Span:
 
 @dataclass(frozen=True)
 class Format:
-    """A file format as text around the points: a head, one or more passes over every point
-    (KML's gx:Track lists all times, then all coordinates), and a tail."""
+    """A file format as text: a head, then each page of points (oldest first) as text, then a
+    tail."""
 
     extension: str
     media_type: str
     head: Callable[[Span], str]
-    passes: tuple[Callable[[TrackPoint], str], ...]
+    page: Callable[[list[TrackPoint]], str]
     tail: str
-    separator: str = ""  # between two points of a pass
+    separator: str = ""  # between two pages' text
 
 
 def _gpx_head(span: Span) -> str:
@@ -109,8 +110,18 @@ def _kml_head(span: Span) -> str:
         f"<Document><name>{escape(span.title)}</name>\n"
         f"<Placemark><name>{escape(span.drone_id)}</name>"
         f"<description>{escape(span.description)}</description>\n"
-        "<gx:Track><altitudeMode>absolute</altitudeMode>\n"
+        "<gx:MultiTrack><altitudeMode>absolute</altitudeMode><gx:interpolate>1</gx:interpolate>\n"
     )
+
+
+def _kml_page(points: list[TrackPoint]) -> str:
+    """A gx:Track per page: its schema wants every ``when`` before every ``gx:coord``, so a
+    page is one track, and the MultiTrack joins them (interpolated) into one line."""
+    whens = "".join(f"<when>{iso(p.ts)}</when>\n" for p in points)
+    coords = "".join(
+        f"<gx:coord>{num(p.lon)} {num(p.lat)} {num(p.alt_m)}</gx:coord>\n" for p in points
+    )
+    return f"<gx:Track><altitudeMode>absolute</altitudeMode>\n{whens}{coords}</gx:Track>\n"
 
 
 def _geojson_head(span: Span) -> str:
@@ -140,28 +151,40 @@ def _csv_point(p: TrackPoint) -> str:
     return ",".join([iso(p.ts), *map(num, fields)]) + "\r\n"
 
 
+def _each(
+    point: Callable[[TrackPoint], str], between: str = ""
+) -> Callable[[list[TrackPoint]], str]:
+    return lambda points: between.join(map(point, points))
+
+
 FORMATS = {
     "gpx": Format(
-        "gpx", "application/gpx+xml", _gpx_head, (_gpx_point,), "</trkseg></trk>\n</gpx>\n"
+        "gpx",
+        "application/gpx+xml",
+        _gpx_head,
+        _each(_gpx_point),
+        "</trkseg></trk>\n</gpx>\n",
     ),
     "kml": Format(
         "kml",
         "application/vnd.google-earth.kml+xml",
         _kml_head,
-        (
-            lambda p: f"<when>{iso(p.ts)}</when>\n",
-            lambda p: f"<gx:coord>{num(p.lon)} {num(p.lat)} {num(p.alt_m)}</gx:coord>\n",
-        ),
-        "</gx:Track></Placemark></Document>\n</kml>\n",
+        _kml_page,
+        "</gx:MultiTrack></Placemark></Document>\n</kml>\n",
     ),
     "geojson": Format(
-        "geojson", "application/geo+json", _geojson_head, (_geojson_point,), "\n]}\n", ",\n"
+        "geojson",
+        "application/geo+json",
+        _geojson_head,
+        _each(_geojson_point, ",\n"),
+        "\n]}\n",
+        ",\n",
     ),
     "csv": Format(
         "csv",
         "text/csv",
         lambda span: "time,lat,lon,alt_m,speed_mps,heading_deg,battery_pct\r\n",
-        (_csv_point,),
+        _each(_csv_point),
         "",
     ),
 }
@@ -199,7 +222,8 @@ async def plan(reads: Reads, span: Span, max_points: int) -> list[int]:
 
 
 async def _page(reads: Reads, span: Span, before: int) -> list[TrackPoint]:
-    return await reads.track(
+    reads.store_reads.labels("export").inc()
+    return await reads.store.track(
         span.fleet, span.drone_id, limit=PAGE_POINTS, before_ms=before, since_ms=span.since_ms
     )
 
@@ -220,13 +244,12 @@ async def oldest_first(
 async def render(reads: Reads, span: Span, fmt: Format, cursors: list[int]) -> AsyncIterator[bytes]:
     """The file, a page at a time."""
     yield fmt.head(span).encode()
-    for write in fmt.passes:
-        first = True
-        async for page in oldest_first(reads, span, cursors):
-            if page:
-                text = fmt.separator.join(map(write, page))
-                yield (text if first else fmt.separator + text).encode()
-                first = False
+    first = True
+    async for page in oldest_first(reads, span, cursors):
+        if page:
+            text = fmt.page(page)
+            yield (text if first else fmt.separator + text).encode()
+            first = False
     yield fmt.tail.encode()
 
 

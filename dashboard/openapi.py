@@ -300,9 +300,9 @@ def _export_paths() -> Json:
         "text/csv": {"schema": text},
     }
     export = _get(
-        "One drone's track in [since, until) as a file, oldest point first: GPX 1.1, "
-        "KML 2.2 (a gx:Track, altitude absolute), GeoJSON (a FeatureCollection of Points "
-        "[lon, lat, alt]) or CSV; times UTC ISO 8601, altitude metres above mean sea level",
+        "One drone's track in [since, until) as a file, oldest point first: GPX 1.1, KML 2.2 "
+        "(gx:Tracks in a gx:MultiTrack, altitude absolute), GeoJSON (a FeatureCollection of "
+        "Points [lon, lat, alt]) or CSV; times UTC ISO 8601, altitude metres above mean sea level",
         [
             _DRONE,
             {

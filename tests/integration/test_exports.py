@@ -88,7 +88,11 @@ async def test_gpx_is_valid_gpx_1_1_and_reads_back(a7: Dashboard) -> None:
     assert b"<time>2026-01-01T00:00:01.500Z</time>" in body
 
 
-async def test_kml_is_valid_kml_2_2_with_a_timed_absolute_track(a7: Dashboard) -> None:
+async def test_kml_is_valid_kml_2_2_with_timed_absolute_tracks(
+    a7: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a-7's three points in pages of 2, newest first as the store pages: [1.5 s, 3.25 s], [0 s].
+    monkeypatch.setattr(exports, "PAGE_POINTS", 2)
     status, headers, body = await _get(a7, f"/api/drones/a-7/track.kml?{RANGE}")
     assert status == 200, body
     assert headers["Content-Type"] == "application/vnd.google-earth.kml+xml"
@@ -99,21 +103,25 @@ async def test_kml_is_valid_kml_2_2_with_a_timed_absolute_track(a7: Dashboard) -
     schema.assertValid(doc)
 
     ns = {"kml": "http://www.opengis.net/kml/2.2", "gx": "http://www.google.com/kml/ext/2.2"}
-    (track,) = doc.findall(".//gx:Track", ns)
-    assert track.findtext("kml:altitudeMode", namespaces=ns) == "absolute"
-    assert [w.text for w in track.findall("kml:when", ns)] == [
-        "2026-01-01T00:00:00.000Z",
-        "2026-01-01T00:00:01.500Z",
-        "2026-01-01T00:00:03.250Z",
+    (multi,) = doc.findall(".//kml:Placemark/gx:MultiTrack", ns)
+    assert multi.findtext("kml:altitudeMode", namespaces=ns) == "absolute"
+    assert multi.findtext("gx:interpolate", namespaces=ns) == "1"
+    tracks = multi.findall("gx:Track", ns)
+    assert [t.findtext("kml:altitudeMode", namespaces=ns) for t in tracks] == ["absolute"] * 2
+    assert [[w.text for w in t.findall("kml:when", ns)] for t in tracks] == [
+        ["2026-01-01T00:00:00.000Z"],
+        ["2026-01-01T00:00:01.500Z", "2026-01-01T00:00:03.250Z"],
     ]
-    assert [c.text for c in track.findall("gx:coord", ns)] == [
-        "8.25 47.5 420.5",
-        "8.25002 47.50001 421.25",
-        "8.25005 47.50003 422.0",
+    assert [[c.text for c in t.findall("gx:coord", ns)] for t in tracks] == [
+        ["8.25 47.5 420.5"],
+        ["8.25002 47.50001 421.25", "8.25005 47.50003 422.0"],
     ]
 
 
-async def test_geojson_is_a_valid_feature_collection_of_points(a7: Dashboard) -> None:
+async def test_geojson_is_a_valid_feature_collection_of_points(
+    a7: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "PAGE_POINTS", 2)  # pages joined into one features array
     status, headers, body = await _get(a7, f"/api/drones/a-7/track.geojson?{RANGE}")
     assert status == 200, body
     assert headers["Content-Type"] == "application/geo+json"
