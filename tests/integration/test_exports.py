@@ -168,6 +168,7 @@ async def test_csv_has_a_header_and_one_utc_point_per_row(a7: Dashboard) -> None
     status, headers, body = await _get(a7, f"/api/drones/a-7/track.csv?{RANGE}")
     assert status == 200, body
     assert headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert headers["Transfer-Encoding"] == "chunked", "streamed, not sized in advance"
     assert headers["Content-Disposition"] == (
         'attachment; filename="a-7_20260101T000000Z_20260101T000005Z.csv"'
     )
