@@ -17,6 +17,7 @@ import pytest
 from lxml import etree
 
 from dashboard import exports
+from dronetrack.web import REGISTRY
 from tests.dashboard_env import TRACK_POINTS, Dashboard, telemetry
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -259,3 +260,14 @@ async def test_bad_requests_are_named(
     assert got == status, body
     assert headers["Content-Type"].split(";")[0] == "application/problem+json"
     assert json.loads(body).get("parameter") == parameter
+
+
+async def test_an_export_reads_the_store_not_the_cache(a7: Dashboard) -> None:
+    """Two reads of its one page (count, then write), each time from the store: an export's
+    pages are not cached, so it is never held in memory whole."""
+    registry = a7.server.app[REGISTRY]
+    for _ in range(2):
+        status, _, _ = await _get(a7, f"/api/drones/a-7/track.csv?{RANGE}")
+        assert status == 200
+    reads = registry.get_sample_value("dashboard_store_reads_total", {"query": "export"})
+    assert reads == 4
