@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
+from dashboard import exports
 from dashboard.auth import current, fleet_of, principal
 from dashboard.keys import HUB, READS, SETTINGS
 from dashboard.openapi import document
@@ -314,3 +315,34 @@ async def events(request: web.Request) -> web.StreamResponse:
         return who is not None and fleet in who.fleets
 
     return await request.app[HUB].stream(request, fleet, allowed)
+
+
+# -- exports ------------------------------------------------------------------------------
+
+
+async def export_track(request: web.Request) -> web.StreamResponse:
+    """One drone's track over ``[since, until)`` (until: default now) as a file, oldest point
+    first, streamed; a range past the export limit is refused before anything is sent."""
+    fleet = _fleet(request)
+    name = request.match_info["format"]
+    fmt = exports.FORMATS.get(name)
+    if fmt is None:
+        raise Problem(
+            404, "Unknown format", f"no export as {name[:20]!r}: gpx, kml, geojson or csv"
+        )
+    since, until = _time(request, "since"), _time(request, "until")
+    if since is None:
+        raise BadQuery("since", "is required: an export covers [since, until)")
+    until = now_ms() if until is None else until
+    if since >= until:
+        raise BadQuery("since", "must be before until")
+    drone_id = await _known_drone(request, fleet)
+    span = exports.Span(fleet, drone_id, since, until)
+    reads = request.app[READS]
+    cursors = await exports.plan(reads, span, request.app[SETTINGS].dashboard_export_max_points)
+    response = web.StreamResponse(headers=exports.headers(span, fmt))
+    await response.prepare(request)
+    async for chunk in exports.render(reads, span, fmt, cursors):
+        await response.write(chunk)
+    await response.write_eof()
+    return response

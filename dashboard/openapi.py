@@ -275,6 +275,7 @@ def document() -> Json:
             _ok("The window's flights as columns", {"type": "object"}),
         ),
     }
+    paths.update(_export_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "dronetrack dashboard API", "version": "1"},
@@ -287,3 +288,53 @@ def document() -> Json:
         },
         "security": [{"session": []}],
     }
+
+
+# -- exports (dashboard.exports) ----------------------------------------------------------
+
+
+def _export_paths() -> Json:
+    text = {"type": "string"}
+    files = {
+        "application/gpx+xml": {"schema": text},
+        "application/vnd.google-earth.kml+xml": {"schema": text},
+        "application/geo+json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "features"],
+                "properties": {
+                    "type": {"const": "FeatureCollection"},
+                    "features": {"type": "array"},
+                },
+            }
+        },
+        "text/csv": {"schema": text},
+    }
+    export = _get(
+        "One drone's track in [since, until) as a file, oldest point first: GPX 1.1, KML 2.2 "
+        "(gx:Tracks in a gx:MultiTrack, altitude absolute), GeoJSON (a FeatureCollection of "
+        "Points [lon, lat, alt]) or CSV; times UTC ISO 8601, altitude metres above mean sea level",
+        [
+            _DRONE,
+            {
+                "name": "format",
+                "in": "path",
+                "required": True,
+                "schema": {"enum": ["gpx", "kml", "geojson", "csv"]},
+            },
+            _FLEET,
+            _time("since", "range start (inclusive)", required=True),
+            _time("until", "range end (exclusive; default: now)"),
+        ],
+        {
+            "description": "The file, streamed, named by Content-Disposition",
+            "headers": {"Content-Disposition": {"schema": text}},
+            "content": files,
+        },
+    )
+    export["get"]["responses"]["422"] = {
+        "description": "The range holds more points than an export may (max_points names the "
+        "limit, DRONETRACK_DASHBOARD_EXPORT_MAX_POINTS); nothing of the file is sent",
+        **_PROBLEM,
+    }
+    return {"/api/drones/{drone_id}/track.{format}": export}

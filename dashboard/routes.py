@@ -35,6 +35,8 @@ def setup_routes(app: web.Application) -> None:
     # replay in compact columns.
     setup_tiles(app)
     r.add_get("/api/replay/columns", replay_columns)
+    # Exports of a drone's track (dashboard.exports).
+    r.add_get("/api/drones/{drone_id}/track.{format}", handlers.export_track)
     r.add_static("/static/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     r.add_static("/static/markercluster", xstatic.pkg.leaflet_markercluster.BASE_DIR)
     r.add_static("/static", STATIC)

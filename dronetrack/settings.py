@@ -168,6 +168,8 @@ class Settings:
     # A local raster tile set (an MBTiles file) for the base map, served at /tiles/: the map
     # works without internet. Empty: tiles come from DRONETRACK_DASHBOARD_TILE_URL.
     dashboard_tiles_mbtiles: str = ""
+    # The most track points one export (GPX, KML, GeoJSON, CSV) may hold; past it, a 422.
+    dashboard_export_max_points: int = 100_000
 
     # The MAVLink bridge (`dronetrack bridge mavlink`), run beside the drones' ground link.
     # Links, comma-separated: udp:HOST:PORT (listen), tcp:HOST:PORT (connect), serial:DEV[:BAUD].

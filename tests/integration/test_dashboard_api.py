@@ -30,6 +30,7 @@ FOREIGN = [
     ("GET", "/api/replay?fleet=bravo&since=0&until=1000"),
     ("GET", "/api/replay/columns?fleet=bravo&since=0&until=1000"),
     ("GET", "/api/events?fleet=bravo"),
+    ("GET", "/api/drones/b-1/track.gpx?since=0"),
 ]
 # Paths that need no fleet scoping: they say nothing about any fleet's data.
 UNSCOPED = {"/api/login", "/api/logout", "/api/session"}
@@ -37,7 +38,7 @@ UNSCOPED = {"/api/login", "/api/logout", "/api/session"}
 
 def template(path: str) -> str:
     route = path.split("?", maxsplit=1)[0]
-    for name, value in (("drone_id", "b-1"), ("alert_id", "{bravo_alert}")):
+    for name, value in (("drone_id", "b-1"), ("alert_id", "{bravo_alert}"), ("format", "gpx")):
         route = route.replace(value, "{" + name + "}")
     return route
 
