@@ -452,13 +452,15 @@ def test_every_object_is_labelled_with_its_component(overlay: str) -> None:
             assert "app.kubernetes.io/name" in labels, f"{where(d)} lacks app.kubernetes.io/name"
 
 
-def test_fixed_count_services_run_more_than_one_pod(overlay: str) -> None:
+def test_fixed_count_services_run_more_than_one_pod_in_prod(overlay: str) -> None:
+    """Production survives a pod or node going; dev may be one node (spread: one per node)."""
     docs = render(overlay)
     scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
     scaled |= {s["spec"]["scaleTargetRef"]["name"] for s in of_kind(docs, "ScaledObject")}
     for name in FIXED_REPLICAS:
         assert name not in scaled, f"{name} has an autoscaler and a fixed count"
-        assert named(docs, "Deployment", name)["spec"]["replicas"] >= 2, f"{name}: one pod"
+        wanted = 2 if overlay == "prod" else 1
+        assert named(docs, "Deployment", name)["spec"]["replicas"] >= wanted, f"{name}: too few"
 
 
 def test_only_the_notifier_leaves_the_cluster(overlay: str) -> None:
