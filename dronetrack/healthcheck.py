@@ -20,7 +20,7 @@ TIMEOUT_S = 2.0
 def service_of(argv: Sequence[str]) -> str | None:
     """The service a ``dronetrack`` command line runs, or None for commands without HTTP."""
     for arg in argv[1:]:
-        if arg in ("ingest", "streams", "dashboard"):
+        if arg in ("ingest", "streams", "dashboard", "notifier"):
             return arg
         if not arg.startswith("-") and not arg.endswith(("python", "python3", "dronetrack")):
             return None
@@ -32,6 +32,7 @@ def port_of(service: str, settings: Settings) -> int:
         "ingest": settings.ingest_port,
         "streams": settings.streams_web_port,
         "dashboard": settings.dashboard_port,
+        "notifier": settings.notify_port,
     }[service]
 
 

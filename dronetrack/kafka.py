@@ -63,6 +63,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     },
     # Time to inspect and replay dead letters.
     topics.DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+    # Alert events that could not be delivered: time to fix the channel and send them again.
+    topics.NOTIFY_DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
 }
 
 

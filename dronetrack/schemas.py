@@ -66,6 +66,35 @@ def _headers() -> dict[str, dict[str, Any]]:
             ],
             "additionalProperties": {"type": "string"},
         },
+        "notification-dead-letter-v1.headers.json": {
+            "title": f"{topics.NOTIFY_DEAD_LETTER} headers",
+            "description": (
+                "Which channel an alert event could not be delivered to, after how many "
+                "attempts and why, and where the event was read."
+            ),
+            "type": "object",
+            "properties": {
+                topics.DLQ_REASON: {"type": "string", "minLength": 1},
+                topics.DLQ_TOPIC: {"const": topics.ALERTS},
+                topics.DLQ_PARTITION: _DECIMAL,
+                topics.DLQ_OFFSET: _DECIMAL,
+                topics.NOTIFY_CHANNEL: {
+                    "type": "string",
+                    "pattern": "^[^/]+/.+$",
+                    "description": "FLEET/CHANNEL_ID",
+                },
+                topics.NOTIFY_ATTEMPTS: _DECIMAL,
+            },
+            "required": [
+                topics.DLQ_REASON,
+                topics.DLQ_TOPIC,
+                topics.DLQ_PARTITION,
+                topics.DLQ_OFFSET,
+                topics.NOTIFY_CHANNEL,
+                topics.NOTIFY_ATTEMPTS,
+            ],
+            "additionalProperties": False,
+        },
     }
 
 

@@ -13,7 +13,13 @@ LATEST = "drone.latest.v1"
 # Key and value: the original record's bytes. Headers: dead-letter-v1.headers.json.
 DEAD_LETTER = "drone.telemetry.dlq.v1"
 
-ALL = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
+# Key: the delivery's idempotency key (FLEET/ALERT_ID/EVENT/CHANNEL_ID). Value: the alert event's
+# original bytes (alert-event-v1.json). Headers: notification-dead-letter-v1.headers.json.
+NOTIFY_DEAD_LETTER = "drone.notifications.dlq.v1"
+
+# What the stream workers read or write (they start once these exist).
+PIPELINE = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
+ALL = (*PIPELINE, NOTIFY_DEAD_LETTER)
 COMPACTED = frozenset({LATEST})
 # What each topic's key is (part of the contract: changing one needs a new topic version).
 KEYS = {
@@ -21,6 +27,7 @@ KEYS = {
     ALERTS: "drone_id",
     LATEST: "fleet/drone_id",
     DEAD_LETTER: "the original record's key",
+    NOTIFY_DEAD_LETTER: "fleet/alert_id/event/channel_id",
 }
 
 # Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).
@@ -32,3 +39,6 @@ DLQ_REASON = "dlq.reason"
 DLQ_TOPIC = "dlq.topic"
 DLQ_PARTITION = "dlq.partition"
 DLQ_OFFSET = "dlq.offset"
+# A notifications dead letter carries the dlq.* headers (dlq.topic is drone.alerts.v1) plus these.
+NOTIFY_CHANNEL = "notify.channel"
+NOTIFY_ATTEMPTS = "notify.attempts"

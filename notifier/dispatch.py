@@ -33,9 +33,9 @@ from notifier.metrics import NotifierMetrics
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER = "drone.notifications.dlq.v1"
-NOTIFY_CHANNEL = "notify.channel"
-NOTIFY_ATTEMPTS = "notify.attempts"
+DEAD_LETTER = topics.NOTIFY_DEAD_LETTER
+NOTIFY_CHANNEL = topics.NOTIFY_CHANNEL
+NOTIFY_ATTEMPTS = topics.NOTIFY_ATTEMPTS
 
 Send = Callable[[Channel, AlertEvent], Awaitable[Outcome]]
 DeadLetter = Callable[["Job", str, int], Awaitable[None]]

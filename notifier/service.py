@@ -77,17 +77,8 @@ class Notifier:
         client = kafka.admin(self.settings)
         await client.start()
         try:
-            await kafka.create_topics(
-                client,
-                [
-                    kafka.TopicSpec(
-                        DEAD_LETTER,
-                        self.settings.kafka_topic_partitions,
-                        self.settings.kafka_replication_factor,
-                        kafka.CONFIGS[topics.ALERTS],
-                    )
-                ],
-            )
+            # Where `dronetrack kafka create-topics` has not made it yet.
+            await kafka.create_topics(client, kafka.topic_specs(self.settings, [DEAD_LETTER]))
         finally:
             await client.close()
         self.consumer = kafka.consumer(

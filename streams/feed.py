@@ -56,8 +56,8 @@ class TelemetryFeed(mode.Service):
         self.position: dict[int, int] = {}
         self._loop_task: asyncio.Future[None] | None = None
         self._backoff_max = settings.streams_sink_backoff_max_ms / 1000
-        # The worker reads or writes every project topic: it starts once they all exist.
-        self.topic_wait = kafka.TopicWait(self._topic_names, topics.ALL)
+        # The worker reads or writes every pipeline topic: it starts once they all exist.
+        self.topic_wait = kafka.TopicWait(self._topic_names, topics.PIPELINE)
         self.subscribed = False
 
     async def on_start(self) -> None:

@@ -28,7 +28,7 @@ Doc = dict[str, Any]
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Long-running dronetrack services; their container's first argument is a `dronetrack` command.
-SERVICES = ("ingest", "streams", "dashboard")
+SERVICES = ("ingest", "streams", "dashboard", "notifier")
 
 
 def env_name(field_name: str) -> str:

@@ -43,6 +43,7 @@ def test_the_whole_stack_is_there() -> None:
         "ingest",
         "streams",
         "dashboard",
+        "notifier",
         "simulator",
         "prometheus",
         "grafana",
@@ -54,7 +55,7 @@ def test_the_whole_stack_is_there() -> None:
         name: svc["command"] for name, svc in dronetrack_compose_services(load_compose()).items()
     }
     assert commands["db-migrate"] == ["db", "migrate"]
-    for name in ("ingest", "streams", "dashboard"):
+    for name in ("ingest", "streams", "dashboard", "notifier"):
         assert commands[name] == [name]
 
 
@@ -97,9 +98,10 @@ def test_start_up_order_waits_for_health_and_migrations() -> None:
     assert waits("kafka-init") == {"kafka": "service_healthy"}
     assert waits("db-migrate") == {"cassandra": "service_healthy"}
     assert waits("ingest")["kafka-init"] == "service_completed_successfully"
-    for name in ("streams", "dashboard"):
+    for name in ("streams", "dashboard", "notifier"):
         assert waits(name)["db-migrate"] == "service_completed_successfully", name
-    assert waits("streams")["kafka-init"] == "service_completed_successfully"
+    for name in ("streams", "notifier"):
+        assert waits(name)["kafka-init"] == "service_completed_successfully", name
     assert waits("dashboard")["redis"] == "service_healthy"
     assert waits("simulator") == {"ingest": "service_healthy"}
     assert waits("grafana") == {"prometheus": "service_healthy"}
@@ -149,6 +151,7 @@ def test_prometheus_scrapes_every_service() -> None:
     assert targets["ingest"] == {"ingest"}
     assert targets["dashboard"] == {"dashboard"}
     assert targets["streams"] == {"streams"}
+    assert targets["notifier"] == {"notifier"}
     (streams_sd,) = next(j for j in config["scrape_configs"] if j["job_name"] == "streams")[
         "dns_sd_configs"
     ]
@@ -161,6 +164,7 @@ def test_prometheus_scrapes_every_service() -> None:
     }
     assert ports["ingest"] == f"ingest:{env['DRONETRACK_INGEST_PORT']}"
     assert ports["dashboard"] == f"dashboard:{env['DRONETRACK_DASHBOARD_PORT']}"
+    assert ports["notifier"] == f"notifier:{env['DRONETRACK_NOTIFY_PORT']}"
     assert "kafka-exporter" in targets, "consumer lag comes from the Kafka exporter"
     for rule_file in config["rule_files"]:
         # Prometheus reads a relative path from the config file's directory.

@@ -20,6 +20,7 @@ from dronetrack.web import instrument
         (["/opt/venv/bin/python", "/opt/venv/bin/dronetrack", "ingest"], "ingest"),
         (["/opt/venv/bin/python3", "/opt/venv/bin/dronetrack", "streams"], "streams"),
         (["python", "-m", "dashboard"], "dashboard"),
+        (["/opt/venv/bin/python", "/opt/venv/bin/dronetrack", "notifier"], "notifier"),
         (["/opt/venv/bin/python", "/opt/venv/bin/dronetrack", "simulate"], None),
         (["/opt/venv/bin/python", "/opt/venv/bin/dronetrack", "db", "migrate"], None),
     ],
@@ -29,8 +30,9 @@ def test_finds_the_service_from_the_command_line(argv: list[str], service: str |
 
 
 def test_ports_come_from_the_settings() -> None:
-    s = Settings().replace(ingest_port=1, streams_web_port=2, dashboard_port=3)
-    assert [port_of(n, s) for n in ("ingest", "streams", "dashboard")] == [1, 2, 3]
+    s = Settings().replace(ingest_port=1, streams_web_port=2, dashboard_port=3, notify_port=4)
+    names = ("ingest", "streams", "dashboard", "notifier")
+    assert [port_of(n, s) for n in names] == [1, 2, 3, 4]
 
 
 async def test_healthy_when_healthz_answers() -> None:

@@ -24,6 +24,22 @@ from tests.deploy.manifests import (
 )
 
 pytestmark = pytest.mark.parametrize("overlay", OVERLAYS)
+# Services run at a fixed count: the notifier's load is alerts, a few a second at most.
+FIXED_REPLICAS = {"notifier"}
+# Where the notifier must never be sent by a webhook URL: the cluster's own addresses (pods,
+# Services and nodes live in private ranges), loopback and the cloud metadata endpoint.
+PRIVATE_RANGES = {
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+}
 
 
 def _quantity_present(resources: dict[str, Any], kind: str) -> list[str]:
@@ -113,11 +129,12 @@ def test_container_ports_match_the_settings(overlay: str) -> None:
         "ingest": int(data["DRONETRACK_INGEST_PORT"]),
         "streams": int(data["DRONETRACK_STREAMS_WEB_PORT"]),
         "dashboard": int(data["DRONETRACK_DASHBOARD_PORT"]),
+        "notifier": int(data["DRONETRACK_NOTIFY_PORT"]),
     }
     for name, port in wanted.items():
         (c,) = pod_spec(named(docs, "Deployment", name))["containers"]
         assert [p["containerPort"] for p in c["ports"]] == [port], f"{name} listens on {port}"
-    for host in ("INGEST_HOST", "DASHBOARD_HOST", "STREAMS_WEB_HOST"):
+    for host in ("INGEST_HOST", "DASHBOARD_HOST", "STREAMS_WEB_HOST", "NOTIFY_HOST"):
         listen = data[f"DRONETRACK_{host}"]
         assert listen == "0.0.0.0", f"{host}: pods must listen beyond loopback"  # noqa: S104
 
@@ -351,6 +368,9 @@ def test_network_policies_deny_by_default(overlay: str) -> None:
         ("dashboard", "redis", True),
         ("ingest", "redis", False),
         ("streams", "redis", False),
+        ("notifier", "kafka", True),
+        ("notifier", "cassandra", True),
+        ("notifier", "redis", False),
     ],
 )
 def test_only_the_services_that_need_a_datastore_reach_it(
@@ -395,7 +415,7 @@ def test_only_ingest_and_dashboard_accept_traffic_from_outside(overlay: str) -> 
         for peer in (p for r in rules for p in r.get("from", [])):
             assert "ipBlock" not in peer, f"{name} admits an ipBlock"
         want = {"ingress-nginx", "monitoring"} if name in ("ingest", "dashboard") else set()
-        if name == "streams":
+        if name in ("streams", "notifier"):
             want = {"monitoring"}
         assert namespaces == want, f"{name} admits traffic from namespaces {namespaces}"
 
@@ -410,7 +430,7 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(overlay: str) -
     docs = render(overlay)
     scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
     scaled |= {s["spec"]["scaleTargetRef"]["name"] for s in of_kind(docs, "ScaledObject")}
-    assert scaled >= set(SERVICES)
+    assert scaled >= set(SERVICES) - FIXED_REPLICAS
     for name in scaled:
         assert "replicas" not in named(docs, "Deployment", name)["spec"], name
 
@@ -430,3 +450,45 @@ def test_every_object_is_labelled_with_its_component(overlay: str) -> None:
         for d in of_kind(docs, kind):
             labels = d["metadata"].get("labels", {})
             assert "app.kubernetes.io/name" in labels, f"{where(d)} lacks app.kubernetes.io/name"
+
+
+def test_fixed_count_services_run_more_than_one_pod_in_prod(overlay: str) -> None:
+    """Production survives a pod or node going; dev may be one node (spread: one per node)."""
+    docs = render(overlay)
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    scaled |= {s["spec"]["scaleTargetRef"]["name"] for s in of_kind(docs, "ScaledObject")}
+    for name in FIXED_REPLICAS:
+        assert name not in scaled, f"{name} has an autoscaler and a fixed count"
+        wanted = 2 if overlay == "prod" else 1
+        assert named(docs, "Deployment", name)["spec"]["replicas"] >= wanted, f"{name}: too few"
+
+
+def test_only_the_notifier_leaves_the_cluster(overlay: str) -> None:
+    """Webhooks go anywhere: the notifier reaches public addresses on HTTPS, HTTP and the SMTP
+    port only, nothing private through that rule, and no other service has a way out at all."""
+    docs = render(overlay)
+    smtp_port = int(config_map(docs)["data"]["DRONETRACK_NOTIFY_SMTP_PORT"])
+    for name in (*SERVICES, "db-migrate"):
+        rules = _allowed_peers(docs, {"app.kubernetes.io/name": name}, "egress")
+        outside = [r for r in rules if any("ipBlock" in peer for peer in r.get("to", []))]
+        if name != "notifier":
+            assert not outside, f"{name} may reach addresses outside the cluster"
+            continue
+        assert len(outside) == 1, "one rule for the way out"
+        (rule,) = outside
+        assert {(p["protocol"], p["port"]) for p in rule["ports"]} == {
+            ("TCP", 443),
+            ("TCP", 80),
+            ("TCP", smtp_port),
+        }
+        blocks = [peer["ipBlock"] for peer in rule["to"]]
+        assert all(set(peer) == {"ipBlock"} for peer in rule["to"]), "only address blocks"
+        assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}
+        excepted = {c for b in blocks for c in b.get("except", [])}
+        assert excepted == PRIVATE_RANGES, (
+            f"private ranges not excepted: {PRIVATE_RANGES - excepted}"
+        )
+        others = [r for r in rules if r not in outside and r.get("to")]
+        for r in others:
+            assert all("ipBlock" not in peer for peer in r["to"])
+        assert not [r for r in rules if not r.get("to")], "an egress rule without peers allows all"

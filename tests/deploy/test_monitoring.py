@@ -33,6 +33,9 @@ def test_prometheusrule_equals_the_compose_rules(overlay: str) -> None:
         ("KEDA's lag scaler failing", "keda_scaler_detail_errors_total"),
         ("the Kafka exporter absent", 'up{job="kafka-exporter"}'),
         ("under-replicated partitions", "kafka_topic_partition_under_replicated_partition"),
+        ("notifications dead-lettered", 'notifier_deliveries_total{outcome="dead_lettered"}'),
+        ("notification deliveries failing", 'notifier_delivery_attempts_total{result!="ok"}'),
+        ("notifier consumer lag", 'consumergroup="dronetrack-notifier"'),
     ],
 )
 def test_the_required_alerts_exist(concern: str, metric: str) -> None:
@@ -60,13 +63,23 @@ def test_every_alert_has_a_runbook(alert: str) -> None:
     assert re.fullmatch(r"\d+[smh]", rule["for"]), f"{alert}: a 'for' avoids paging on blips"
 
 
-def test_lag_alerts_watch_the_stream_workers_group() -> None:
+def test_lag_alerts_watch_the_groups_the_services_consume_in() -> None:
+    """Each lag alert names a consumer group the code uses, on the topic that group reads."""
+    from dronetrack import topics
     from dronetrack.settings import Settings
 
-    group = Settings().streams_worker_id
+    groups = {
+        Settings().streams_worker_id: topics.TELEMETRY,
+        Settings().notify_group: topics.ALERTS,
+    }
+    watched = set()
     for name, rule in ALERTS.items():
         if "kafka_consumergroup_lag" in rule["expr"]:
-            assert f'consumergroup="{group}"' in rule["expr"], name
+            (group,) = re.findall(r'consumergroup="([^"]+)"', rule["expr"])
+            assert group in groups, f"{name} watches group {group}, which no service uses"
+            assert f'topic="{groups[group]}"' in rule["expr"], name
+            watched.add(group)
+    assert watched == set(groups), f"no lag alert for {set(groups) - watched}"
 
 
 def test_links_inside_the_operations_guide_resolve() -> None:
@@ -82,11 +95,19 @@ def _exported_metrics() -> set[str]:
     from dronetrack.settings import Settings
     from dronetrack.web import REGISTRY
     from ingest.app import create_app as create_ingest
+    from notifier.app import create_app as create_notifier
+    from notifier.metrics import NotifierMetrics
     from streams.metrics import StreamMetrics
 
     streams = CollectorRegistry()
     StreamMetrics(streams)
-    registries = [create_ingest(Settings())[REGISTRY], create_dashboard(Settings())[REGISTRY]]
+    notifier = create_notifier(Settings())[REGISTRY]
+    NotifierMetrics(notifier)  # made when the notifier starts, with its store
+    registries = [
+        create_ingest(Settings())[REGISTRY],
+        create_dashboard(Settings())[REGISTRY],
+        notifier,
+    ]
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
     return {
         family.name + suffix
@@ -145,6 +166,11 @@ def _sample(registry: object, name: str, labels: dict[str, str]) -> float | None
         ("streams", "streams_events_total", {"outcome": "out_of_order"}),
         ("streams", "streams_sink_errors_total", {"target": "store"}),
         ("streams", "streams_sink_errors_total", {"target": "kafka"}),
+        ("notifier", "notifier_deliveries_total", {"kind": "webhook", "outcome": "dead_lettered"}),
+        ("notifier", "notifier_deliveries_total", {"kind": "email", "outcome": "dead_lettered"}),
+        ("notifier", "notifier_delivery_attempts_total", {"kind": "webhook", "result": "ok"}),
+        ("notifier", "notifier_delivery_attempts_total", {"kind": "email", "result": "retry"}),
+        ("notifier", "notifier_delivery_attempts_total", {"kind": "email", "result": "failed"}),
     ],
 )
 def test_alerted_counters_exist_at_zero_before_first_use(
@@ -163,6 +189,11 @@ def test_alerted_counters_exist_at_zero_before_first_use(
     if service == "streams":
         registry = CollectorRegistry()
         StreamMetrics(registry)
+    elif service == "notifier":
+        from notifier.metrics import NotifierMetrics
+
+        registry = CollectorRegistry()
+        NotifierMetrics(registry)
     else:
         registry = {"ingest": create_ingest, "dashboard": create_dashboard}[service](Settings())[
             REGISTRY
@@ -227,6 +258,10 @@ def test_alerts_and_panels_filter_on_jobs_that_are_scraped(overlay: str) -> None
         ("received-to-stored freshness", "streams_freshness_seconds_bucket"),
         ("dead letters", r'streams_events_total\{[^}]*outcome="dead_letter"'),
         ("consumer lag", "kafka_consumergroup_lag"),
+        ("notifications delivered and dead-lettered", "notifier_deliveries_total"),
+        ("notification attempts failing", r'notifier_delivery_attempts_total\{[^}]*result!="ok"'),
+        ("alert-to-delivered latency", "notifier_alert_to_delivered_seconds_bucket"),
+        ("notifier lag", 'consumergroup="dronetrack-notifier"'),
     ],
 )
 def test_grafana_charts_the_pipeline(concern: str, metric: str) -> None:

@@ -38,6 +38,7 @@ KINDS = {
     "pdb": "PodDisruptionBudget",
     "service": "Service",
     "svc": "Service",
+    "networkpolicy": "NetworkPolicy",
 }
 # Kinds named but not rendered by the overlays: made by an operator or by the operator at runtime.
 UNRENDERED = {"secret", "pod", "pods", "po"}
@@ -225,5 +226,5 @@ def test_readiness_can_be_asked_of_every_service() -> None:
         for a in cmd
         if a.startswith("deployment/")
     }
-    assert {"ingest", "streams", "dashboard"} <= forwarded
+    assert {"ingest", "streams", "dashboard", "notifier"} <= forwarded
     assert "/readyz" in DOCS.read_text()

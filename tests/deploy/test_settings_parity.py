@@ -28,9 +28,6 @@ UNREAD = "which no Settings field reads"
 # Secrets of programs that do not run on Kubernetes: the simulator is a development tool, run
 # by hand or by compose's `simulator` profile.
 NOT_ON_KUBERNETES = {"DRONETRACK_SIM_TOKEN"}
-# The notifier's secrets, until deploy/ has a notifier workload (it must then read both from
-# dronetrack-secrets, and this set goes). They are kept out of the ConfigMap all the same.
-NO_WORKLOAD_YET = {"DRONETRACK_NOTIFY_SECRET_KEY", "DRONETRACK_NOTIFY_SMTP_PASSWORD"}
 
 
 def _unknown(names: set[str]) -> list[str]:
@@ -77,7 +74,7 @@ def test_secrets_come_from_a_secret(overlay: str) -> None:
                     problems.append(f"{where(workload, c)}: {env['name']} is not from a Secret")
                 else:
                     refs.setdefault(env["name"], []).append(ref["name"])
-    missing = sorted(secret_settings() - NOT_ON_KUBERNETES - NO_WORKLOAD_YET - set(refs))
+    missing = sorted(secret_settings() - NOT_ON_KUBERNETES - set(refs))
     problems += [
         f"{name} (a secret Settings field) is read from no Secret in overlay {overlay}: add a "
         f"secretKeyRef to dronetrack-secrets where the service needs it"

@@ -76,6 +76,10 @@ def test_first_run_creates_every_topic_as_documented(
         4,
         {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
     )
+    assert asyncio.run(describe(s, "drone.notifications.dlq.v1")) == (
+        4,
+        {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+    )
 
 
 def test_second_run_has_nothing_to_do(

@@ -37,6 +37,7 @@ from dronetrack.store.sqlite import SqliteStore
 from notifier import secrets
 from notifier.app import create_app
 from notifier.dispatch import DEAD_LETTER
+from tests.integration import topic_contract
 from tests.integration.conftest import eventually
 
 KEY = "Qm9vdHN0cmFwIGtleSBmb3IgdGVzdHMgb25seSEhISE="  # a fixed Fernet key for these tests
@@ -278,6 +279,13 @@ async def test_after_n_failures_the_event_is_dead_lettered(notify_settings: Sett
         assert headers["notify.attempts"] == b"3"
         assert headers["notify.channel"] == f"{fleet}/down".encode()
         assert headers["dlq.topic"] == b"drone.alerts.v1"
+        # As analysts' tools read it (librdkafka), by the published contract (docs/topics.md).
+        read = await asyncio.to_thread(topic_contract.read_all, notify_settings)
+        ours = [
+            m for m in read if m.topic == "drone.notifications.dlq.v1" and m.key == key.encode()
+        ]
+        assert len(ours) == 1
+        assert topic_contract.problems(ours, notify_settings) == []
 
 
 async def test_a_dead_receiver_of_one_fleet_does_not_delay_another(

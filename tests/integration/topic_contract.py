@@ -143,6 +143,7 @@ def problems(
     check.keyed(topics.ALERTS, "alert-event-v1.json")
     check.keyed(topics.LATEST, "latest-v1.json")
     check.dead_letters()
+    check.notify_dead_letters()
     check.minutes(sink.stats_topic(settings), tombstones=False)
     check.minutes(sink.minute_state_topic(settings), tombstones=True)
     return check.found
@@ -214,6 +215,26 @@ class _Check:
             kept = tuple(h for h in m.headers if h[0] not in DLQ_HEADERS)
             if kept != original.headers:
                 self.found.append(f"{m.where()}: headers {kept!r}, originally {original.headers!r}")
+
+    def notify_dead_letters(self) -> None:
+        """Undelivered notifications: the alert event's bytes, keyed by the delivery's
+        idempotency key, with the channel that refused it."""
+        for m in self.by_topic.get(topics.NOTIFY_DEAD_LETTER, []):
+            headers = _header_map(m)
+            value = _json(m.value)
+            if not self.valid(m, "notification-dead-letter-v1.headers.json", headers):
+                continue
+            if not self.valid(m, "alert-event-v1.json", value):
+                continue
+            assert isinstance(value, dict)
+            fleet, _, channel = str(headers[topics.NOTIFY_CHANNEL]).partition("/")
+            if fleet != value["fleet"]:
+                self.found.append(
+                    f"{m.where()}: channel of fleet {fleet}, event of {value['fleet']}"
+                )
+            key = f"{value['fleet']}/{value['alert_id']}/{value['event']}/{channel}"
+            if m.key != key.encode():
+                self.found.append(f"{m.where()}: key {m.key!r}, expected {key!r}")
 
     def minutes(self, topic: str, tombstones: bool) -> None:
         """The worker's own fleet-minute topics: internal (msgpack, no published schema), but

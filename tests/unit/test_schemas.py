@@ -48,6 +48,7 @@ def test_every_document_declares_the_2020_12_dialect_and_a_unique_id(repo_root: 
         "alert-event-v1.json",
         "dead-letter-v1.headers.json",
         "latest-v1.json",
+        "notification-dead-letter-v1.headers.json",
         "telemetry-v1.headers.json",
         "telemetry-v1.request.json",
         "telemetry-v1.topic.json",
@@ -57,6 +58,9 @@ def test_every_document_declares_the_2020_12_dialect_and_a_unique_id(repo_root: 
         "alert-event-v1.json": "urn:dronetrack:schema:alert-event-v1",
         "dead-letter-v1.headers.json": "urn:dronetrack:schema:dead-letter-v1.headers",
         "latest-v1.json": "urn:dronetrack:schema:latest-v1",
+        "notification-dead-letter-v1.headers.json": (
+            "urn:dronetrack:schema:notification-dead-letter-v1.headers"
+        ),
         "telemetry-v1.headers.json": "urn:dronetrack:schema:telemetry-v1.headers",
         "telemetry-v1.request.json": "urn:dronetrack:schema:telemetry-v1.request",
         "telemetry-v1.topic.json": "urn:dronetrack:schema:telemetry-v1.topic",
@@ -97,3 +101,45 @@ def test_the_schema_command_writes_the_documents(tmp_path: Path) -> None:
     assert main(["schema", "--out", str(tmp_path)]) == 0
     written = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
     assert written == schemas.documents()
+
+
+def test_the_notifiers_dead_letter_headers_are_what_the_schema_says(repo_root: Path) -> None:
+    """The headers the notifier writes on drone.notifications.dlq.v1, as a consumer sees them."""
+    from aiokafka import TopicPartition
+
+    from dronetrack.events import AlertEvent
+    from dronetrack.store import Channel
+    from notifier.dispatch import Job, Tracker, dead_letter_headers
+
+    channel = Channel(
+        fleet="demo",
+        channel_id="ops/pager",
+        kind="webhook",
+        target="https://example.com/hook",
+        created_at=1795000000000,
+    )
+    event = AlertEvent(
+        event="raised",
+        alert_id="a-1",
+        fleet="demo",
+        drone_id="sim-1",
+        type="battery_low",
+        severity="warning",
+        raised_at=1795000000000,
+        at=1795000000000,
+    )
+    tracker = Tracker(TopicPartition("drone.alerts.v1", 3))
+    job = Job(channel, event, b"{}", tracker, [41, 1], 41)
+    headers = {k: v.decode() for k, v in dead_letter_headers(job, "HTTP 500", 8)}
+    assert headers == {
+        "dlq.reason": "HTTP 500",
+        "dlq.topic": "drone.alerts.v1",
+        "dlq.partition": "3",
+        "dlq.offset": "41",
+        "notify.channel": "demo/ops/pager",
+        "notify.attempts": "8",
+    }
+    doc = published(repo_root)["notification-dead-letter-v1.headers.json"]
+    jsonschema.Draft202012Validator(doc).validate(headers)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(doc).validate({**headers, "notify.attempts": "eight"})

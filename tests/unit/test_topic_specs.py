@@ -17,9 +17,15 @@ def test_every_topic_has_documented_configs() -> None:
     specs = {s.name: s for s in kafka.topic_specs(Settings.from_env({}))}
     assert set(specs) == set(topics.ALL)
     assert specs["drone.latest.v1"].configs["cleanup.policy"] == "compact"
-    for name in ("drone.telemetry.v1", "drone.alerts.v1", "drone.telemetry.dlq.v1"):
+    for name in (
+        "drone.telemetry.v1",
+        "drone.alerts.v1",
+        "drone.telemetry.dlq.v1",
+        "drone.notifications.dlq.v1",
+    ):
         assert specs[name].configs["cleanup.policy"] == "delete", name
     assert specs["drone.telemetry.v1"].configs["retention.ms"] == "604800000"  # 7 days
+    assert specs["drone.notifications.dlq.v1"].configs["retention.ms"] == "1209600000"  # 14 days
 
 
 def test_the_kafka_topics_of_kubernetes_have_the_same_configs() -> None:

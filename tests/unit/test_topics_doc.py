@@ -32,6 +32,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         "drone.alerts.v1": "`drone_id`",
         "drone.latest.v1": "`fleet/drone_id`",
         "drone.telemetry.dlq.v1": "original key",
+        "drone.notifications.dlq.v1": "`fleet/alert_id/event/channel_id`",
     }
     assert set(catalogue(doc)) == set(topics.ALL)
     assert topics.KEYS == {
@@ -39,6 +40,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         topics.ALERTS: "drone_id",
         topics.LATEST: "fleet/drone_id",
         topics.DEAD_LETTER: "the original record's key",
+        topics.NOTIFY_DEAD_LETTER: "fleet/alert_id/event/channel_id",
     }
 
 
@@ -50,6 +52,8 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         topics.DLQ_TOPIC,
         topics.DLQ_PARTITION,
         topics.DLQ_OFFSET,
+        topics.NOTIFY_CHANNEL,
+        topics.NOTIFY_ATTEMPTS,
     ],
 )
 def test_every_header_is_documented(doc: str, header: str) -> None:
