@@ -63,6 +63,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     },
     # Time to inspect and replay dead letters.
     topics.DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+    # Finished flights, for consumers that catch up; the store keeps them for good.
+    topics.FLIGHTS: {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
 }
 
 

@@ -13,7 +13,10 @@ LATEST = "drone.latest.v1"
 # Key and value: the original record's bytes. Headers: dead-letter-v1.headers.json.
 DEAD_LETTER = "drone.telemetry.dlq.v1"
 
-ALL = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
+# Finished flights (key: FLEET/DRONE_ID). Value: docs/schemas/flight-v1.json.
+FLIGHTS = "drone.flights.v1"
+
+ALL = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER, FLIGHTS)
 COMPACTED = frozenset({LATEST})
 # What each topic's key is (part of the contract: changing one needs a new topic version).
 KEYS = {
@@ -21,6 +24,7 @@ KEYS = {
     ALERTS: "drone_id",
     LATEST: "fleet/drone_id",
     DEAD_LETTER: "the original record's key",
+    FLIGHTS: "fleet/drone_id",
 }
 
 # Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).

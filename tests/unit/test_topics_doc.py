@@ -32,6 +32,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         "drone.alerts.v1": "`drone_id`",
         "drone.latest.v1": "`fleet/drone_id`",
         "drone.telemetry.dlq.v1": "original key",
+        "drone.flights.v1": "`fleet/drone_id`",
     }
     assert set(catalogue(doc)) == set(topics.ALL)
     assert topics.KEYS == {
@@ -39,6 +40,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         topics.ALERTS: "drone_id",
         topics.LATEST: "fleet/drone_id",
         topics.DEAD_LETTER: "the original record's key",
+        topics.FLIGHTS: "fleet/drone_id",
     }
 
 
