@@ -73,6 +73,14 @@ def flight_id(fleet: str, drone_id: str, start_ms: int) -> str:
     return f"{fleet}/{drone_id}/{start_ms}"
 
 
+def parse_flight_id(fleet: str, flight_id: str) -> tuple[str, int] | None:
+    """(drone_id, start_ms) of a flight id of ``fleet``, or None if it is not one."""
+    drone_id, _, start = flight_id.removeprefix(f"{fleet}/").rpartition("/")
+    if not flight_id.startswith(f"{fleet}/") or not drone_id or "/" in drone_id:
+        return None
+    return (drone_id, int(start)) if start.isdigit() else None
+
+
 class Flight(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One finished flight of a drone, from take-off to landing (or to the last record before
     its link was lost), as the stream worker summarised it."""
