@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dronetrack import events
+from dronetrack import events, record
 from dronetrack.events import LatestState
 from dronetrack.record import Telemetry
 from dronetrack.store import Flight
@@ -269,3 +269,30 @@ def test_a_state_written_before_flights_still_decodes() -> None:
     assert done == []
     assert after.flight is not None
     assert after.flight.start == T0 + 10_000
+
+
+def raws(records: list[Telemetry], history: bool = False) -> list[process.Raw]:
+    headers = [("dronetrack-backfill", b"1")] if history else []
+    return [
+        process.Raw(partition=0, offset=i, key=b"d1", value=record.encode(r), headers=headers)
+        for i, r in enumerate(records)
+    ]
+
+
+def test_the_worker_batch_emits_finished_flights() -> None:
+    states: dict[int, dict[str, LatestState]] = {}
+    out = process.process(
+        raws(STATUS_FLIGHT), lambda p: states.setdefault(p, {}), ALERT_RULES, RULES
+    )
+    assert out.flights == [STATUS_EXPECTED]
+    assert out.latest["f/d1"][1].flight is None
+
+
+def test_history_records_make_no_flight() -> None:
+    states: dict[int, dict[str, LatestState]] = {}
+    out = process.process(
+        raws(STATUS_FLIGHT, history=True), lambda p: states.setdefault(p, {}), ALERT_RULES, RULES
+    )
+    assert out.flights == []
+    assert len(out.records) == len(STATUS_FLIGHT)
+    assert states == {}
