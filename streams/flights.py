@@ -20,6 +20,7 @@ Rules, per drone:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -28,7 +29,7 @@ from dronetrack.events import AlertEvent, FlightProgress, LatestState
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
 from dronetrack.store import Flight, FlightEnd, flight_id
-from streams.plausibility import distance_m
+from streams.plausibility import EARTH_RADIUS_M
 
 # Weight of a new ground record in the ground altitude (an exponential moving average).
 GROUND_SMOOTHING = 0.2
@@ -65,10 +66,10 @@ def flying(rec: Telemetry, ground_alt_m: float | None, rules: FlightRules) -> bo
 def step(
     prev: LatestState | None, state: LatestState, events: list[AlertEvent], rules: FlightRules
 ) -> tuple[LatestState, list[Flight]]:
-    """Advance the flight of ``state`` (the drone's new state, made by the alert rules from
-    ``prev``; ``events`` are the alert transitions of that record). Returns the state with its
-    flight and ground altitude set, and the flights this record finished (at most two: one cut by
-    a lost link, and none or one landing)."""
+    """Advance the flight of ``state`` (the drone's new state, just made by the alert rules
+    from ``prev``; ``events`` are the alert transitions of that record). Returns ``state`` with
+    its flight and ground altitude set (in place), and the flights this record finished (at most
+    two: one cut by a lost link, and none or one landing)."""
     finished: list[Flight] = []
     progress = prev.flight if prev is not None else None
     ground_alt = prev.ground_alt_m if prev is not None else None
@@ -103,20 +104,24 @@ def step(
         if progress is not None:
             finished.append(_finish(state, _advance(progress, state, raised, rules), "landed"))
             progress = None
-    return msgspec.structs.replace(state, flight=progress, ground_alt_m=ground_alt), finished
+    # ``state`` is the alert rules' new struct, not yet shared: completed in place (a copy
+    # would cost a tenth of this function).
+    state.flight, state.ground_alt_m = progress, ground_alt
+    return state, finished
 
 
 def _advance(
     p: FlightProgress, rec: Telemetry, raised: list[str], rules: FlightRules
 ) -> FlightProgress:
     last_ts, last_lat, last_lon = p.last_fix
-    leg = distance_m(last_lat, last_lon, rec.lat, rec.lon)
+    leg = leg_m(last_lat, last_lon, rec.lat, rec.lon)
     plausible = leg / (max(rec.ts - last_ts, 1) / 1000) <= rules.max_speed_mps
     return FlightProgress(
         start=p.start,
         battery_start_pct=p.battery_start_pct,
-        max_alt_m=max(p.max_alt_m, rec.alt_m),
-        max_speed_mps=max(p.max_speed_mps, rec.speed_mps),
+        # Conditionals, not max(): this runs for every record of every flying drone.
+        max_alt_m=rec.alt_m if rec.alt_m > p.max_alt_m else p.max_alt_m,
+        max_speed_mps=rec.speed_mps if rec.speed_mps > p.max_speed_mps else p.max_speed_mps,
         distance_m=p.distance_m + leg if plausible else p.distance_m,
         points=p.points + 1,
         last_fix=(rec.ts, rec.lat, rec.lon) if plausible else p.last_fix,
@@ -145,6 +150,15 @@ def _finish(last: Telemetry, p: FlightProgress, how: FlightEnd) -> Flight:
         points=p.points,
         alert_ids=p.alert_ids,
     )
+
+
+def leg_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two nearby fixes, by the equirectangular approximation:
+    within 0.01 % of the haversine (``plausibility.distance_m``) for the legs between a flying
+    drone's records (under 20 km, away from the poles), at a third of its cost per record."""
+    dlon = (lon2 - lon1 + 180.0) % 360.0 - 180.0  # across the antimeridian too
+    x = math.radians(dlon) * math.cos(math.radians((lat1 + lat2) / 2))
+    return EARTH_RADIUS_M * math.hypot(x, math.radians(lat2 - lat1))
 
 
 def add_alerts(state: LatestState, events: list[AlertEvent]) -> LatestState:

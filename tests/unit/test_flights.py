@@ -10,6 +10,7 @@ from dronetrack.record import Telemetry
 from dronetrack.store import Flight
 from streams import alerts, flights, process
 from streams.flights import FlightRules
+from streams.plausibility import distance_m
 
 # rapid_drain set high: these flights use a battery quickly on purpose.
 ALERT_RULES = alerts.Rules(
@@ -296,3 +297,18 @@ def test_history_records_make_no_flight() -> None:
     assert out.flights == []
     assert len(out.records) == len(STATUS_FLIGHT)
     assert states == {}
+
+
+def test_legs_agree_with_the_haversine() -> None:
+    """The flight's cheap leg formula against the plausibility check's haversine, over short
+    legs at mid and high latitude, south, on the equator and across the antimeridian."""
+    for lat1, lon1, lat2, lon2 in [
+        (47.0, 8.0, 47.001, 8.0),
+        (47.0, 8.0, 47.1, 8.15),
+        (-33.9, 151.2, -33.8, 151.1),
+        (64.0, 179.99, 64.01, -179.99),
+        (0.0, 0.0, 0.0, 0.1),
+    ]:
+        want = distance_m(lat1, lon1, lat2, lon2)
+        assert abs(flights.leg_m(lat1, lon1, lat2, lon2) - want) <= want * 1e-4
+    assert round(flights.leg_m(47.0, 8.0, 47.001, 8.0), 3) == 111.195
