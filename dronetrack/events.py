@@ -66,8 +66,11 @@ class FlightProgress(msgspec.Struct, kw_only=True, gc=False):
     max_speed_mps: float
     distance_m: float = 0.0
     points: int = 1
-    # The last plausible position [ts, lat, lon] the distance was measured to.
-    last_fix: tuple[int, float, float]
+    # The last plausible position the distance was measured to (three fields, not a tuple: one
+    # allocation less per record).
+    fix_ts: int
+    fix_lat: float
+    fix_lon: float
     alert_ids: list[str] = msgspec.field(default_factory=list)
 
 

@@ -31,6 +31,7 @@ from dronetrack.settings import Settings
 from dronetrack.store import Flight, FlightEnd, flight_id
 from streams.plausibility import EARTH_RADIUS_M
 
+_NONE: list[str] = []  # no alerts raised: shared, never appended to (lists are concatenated)
 # Weight of a new ground record in the ground altitude (an exponential moving average).
 GROUND_SMOOTHING = 0.2
 
@@ -73,7 +74,7 @@ def step(
     finished: list[Flight] = []
     progress = prev.flight if prev is not None else None
     ground_alt = prev.ground_alt_m if prev is not None else None
-    raised = [e.alert_id for e in events if e.event == "raised"]
+    raised = [e.alert_id for e in events if e.event == "raised"] if events else _NONE
     if prev is not None and progress is not None and state.ts - prev.ts >= rules.link_lost_after_ms:
         # Alerts raised in the gap (the rules' own link_lost) belong to the flight that ended.
         gap = [e.alert_id for e in events if e.event == "raised" and e.raised_at < state.ts]
@@ -89,8 +90,10 @@ def step(
                 battery_start_pct=state.battery_pct,
                 max_alt_m=state.alt_m,
                 max_speed_mps=state.speed_mps,
-                last_fix=(state.ts, state.lat, state.lon),
-                alert_ids=raised,
+                fix_ts=state.ts,
+                fix_lat=state.lat,
+                fix_lon=state.lon,
+                alert_ids=list(raised),
             )
         else:
             progress = _advance(progress, state, raised, rules)
@@ -113,18 +116,22 @@ def step(
 def _advance(
     p: FlightProgress, rec: Telemetry, raised: list[str], rules: FlightRules
 ) -> FlightProgress:
-    last_ts, last_lat, last_lon = p.last_fix
-    leg = leg_m(last_lat, last_lon, rec.lat, rec.lon)
-    plausible = leg / (max(rec.ts - last_ts, 1) / 1000) <= rules.max_speed_mps
+    leg = leg_m(p.fix_lat, p.fix_lon, rec.lat, rec.lon)
+    if leg / (max(rec.ts - p.fix_ts, 1) / 1000) <= rules.max_speed_mps:
+        distance, fix_ts, fix_lat, fix_lon = p.distance_m + leg, rec.ts, rec.lat, rec.lon
+    else:  # an implausible jump: left out, the next leg measured from the last good fix
+        distance, fix_ts, fix_lat, fix_lon = p.distance_m, p.fix_ts, p.fix_lat, p.fix_lon
     return FlightProgress(
         start=p.start,
         battery_start_pct=p.battery_start_pct,
         # Conditionals, not max(): this runs for every record of every flying drone.
         max_alt_m=rec.alt_m if rec.alt_m > p.max_alt_m else p.max_alt_m,
         max_speed_mps=rec.speed_mps if rec.speed_mps > p.max_speed_mps else p.max_speed_mps,
-        distance_m=p.distance_m + leg if plausible else p.distance_m,
+        distance_m=distance,
         points=p.points + 1,
-        last_fix=(rec.ts, rec.lat, rec.lon) if plausible else p.last_fix,
+        fix_ts=fix_ts,
+        fix_lat=fix_lat,
+        fix_lon=fix_lon,
         alert_ids=p.alert_ids + raised if raised else p.alert_ids,
     )
 
@@ -148,7 +155,7 @@ def _finish(last: Telemetry, p: FlightProgress, how: FlightEnd) -> Flight:
         battery_end_pct=last.battery_pct,
         battery_used_pct_per_min=round(used / (duration / 60_000), 2) if duration > 0 else None,
         points=p.points,
-        alert_ids=p.alert_ids,
+        alert_ids=list(p.alert_ids),
     )
 
 
