@@ -56,7 +56,9 @@ class Dead:
 class Output:
     records: list[Telemetry] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
-    flights: list[Flight] = field(default_factory=list)  # finished in this batch
+    # (partition, flight) of the flights finished in this batch: published to the drone's
+    # partition, as its latest state is.
+    flights: list[tuple[int, Flight]] = field(default_factory=list)
     # (partition, state) by drone key (events.drone_key): each drone's newest state after the
     # batch, once.
     latest: dict[str, tuple[int, LatestState]] = field(default_factory=dict)
@@ -99,7 +101,7 @@ def process(
             state, events = apply(prev, rec, rules)
             if state is not None and flight_rules is not None:
                 state, finished = flights.step(prev, state, events, flight_rules)
-                out.flights.extend(finished)
+                out.flights.extend((raw.partition, f) for f in finished)
         except Exception as exc:  # a bug must not stop the stream: park the record, go on
             out.dead.append(Dead(raw, f"processing failed: {type(exc).__name__}: {exc}"))
             continue
@@ -136,7 +138,7 @@ def check_links(
                 ended = flights.check_link(new or state, now_ms, flight_rules)
                 if ended is not None:
                     new, done = ended
-                    out.flights.append(done)
+                    out.flights.append((partition, done))
             if new is not None:
                 drones[key] = new
                 out.latest[key] = (partition, new)

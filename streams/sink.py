@@ -198,7 +198,7 @@ class StoreSink(mode.Service):
         if out.alerts:
             await self.store.write_alerts([e.to_row() for e in out.alerts])
         if out.flights:
-            await self.store.write_flights(out.flights)
+            await self.store.write_flights([f for _, f in out.flights])
 
     async def _publish(self, messages: list[Message]) -> None:
         """Send the messages, then wait for every delivery. ``send`` only appends to the
@@ -242,8 +242,9 @@ class StoreSink(mode.Service):
                 topics.FLIGHTS,
                 events.encode(f),
                 events.drone_key(f.fleet, f.drone_id).encode(),
+                partition,
             )
-            for f in out.flights
+            for partition, f in out.flights
         ]
         messages += [
             Message(self._stats_topic, windows.encode(agg), windows.table_key(fleet, minute))

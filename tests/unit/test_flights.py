@@ -179,8 +179,8 @@ def test_worker_clock_ends_a_silent_flight_as_the_next_record_would() -> None:
     assert raised.flights == []
     assert process.check_links({0: drones}, heard + 119_999, ALERT_RULES, RULES).flights == []
     ended = process.check_links({0: drones}, heard + 120_000, ALERT_RULES, RULES)
-    assert ended.flights == by_record
-    assert [(f.start, f.end, f.ended_by, f.alert_ids) for f in ended.flights] == [
+    assert ended.flights == [(0, f) for f in by_record]
+    assert [(f.start, f.end, f.ended_by, f.alert_ids) for _, f in ended.flights] == [
         (T0, T0 + 10_000, "link_lost", [f"d1:link_lost:{T0 + 40_000}"])
     ]
     assert drones["f/d1"].flight is None
@@ -285,7 +285,7 @@ def test_the_worker_batch_emits_finished_flights() -> None:
     out = process.process(
         raws(STATUS_FLIGHT), lambda p: states.setdefault(p, {}), ALERT_RULES, RULES
     )
-    assert out.flights == [STATUS_EXPECTED]
+    assert out.flights == [(0, STATUS_EXPECTED)]
     assert out.latest["f/d1"][1].flight is None
 
 
