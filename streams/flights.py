@@ -66,12 +66,12 @@ def flying(rec: Telemetry, ground_alt_m: float | None, rules: FlightRules) -> bo
 
 def step(
     prev: LatestState | None, state: LatestState, events: list[AlertEvent], rules: FlightRules
-) -> tuple[LatestState, list[Flight]]:
+) -> tuple[LatestState, tuple[Flight, ...]]:
     """Advance the flight of ``state`` (the drone's new state, just made by the alert rules
     from ``prev``; ``events`` are the alert transitions of that record). Returns ``state`` with
     its flight and ground altitude set (in place), and the flights this record finished (at most
     two: one cut by a lost link, and none or one landing)."""
-    finished: list[Flight] = []
+    finished: tuple[Flight, ...] = ()  # the empty tuple is shared: no allocation per record
     progress = prev.flight if prev is not None else None
     ground_alt = prev.ground_alt_m if prev is not None else None
     raised = [e.alert_id for e in events if e.event == "raised"] if events else _NONE
@@ -80,7 +80,7 @@ def step(
         gap = [e.alert_id for e in events if e.event == "raised" and e.raised_at < state.ts]
         if gap:
             progress = msgspec.structs.replace(progress, alert_ids=progress.alert_ids + gap)
-        finished.append(_finish(prev, progress, "link_lost"))
+        finished = (_finish(prev, progress, "link_lost"),)
         progress = None
         raised = [a for a in raised if a not in gap]
     if flying(state, ground_alt, rules):
@@ -105,7 +105,8 @@ def step(
         else:
             ground_alt += (state.alt_m - ground_alt) * GROUND_SMOOTHING
         if progress is not None:
-            finished.append(_finish(state, _advance(progress, state, raised, rules), "landed"))
+            landed = _finish(state, _advance(progress, state, raised, rules), "landed")
+            finished = (*finished, landed)
             progress = None
     # ``state`` is the alert rules' new struct, not yet shared: completed in place (a copy
     # would cost a tenth of this function).

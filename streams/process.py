@@ -101,7 +101,8 @@ def process(
             state, events = apply(prev, rec, rules)
             if state is not None and flight_rules is not None:
                 state, finished = flights.step(prev, state, events, flight_rules)
-                out.flights.extend((raw.partition, f) for f in finished)
+                if finished:
+                    out.flights.extend((raw.partition, f) for f in finished)
         except Exception as exc:  # a bug must not stop the stream: park the record, go on
             out.dead.append(Dead(raw, f"processing failed: {type(exc).__name__}: {exc}"))
             continue

@@ -267,7 +267,7 @@ def test_a_state_written_before_flights_still_decodes() -> None:
     new, evs = alerts.apply(state, nxt, ALERT_RULES)
     assert new is not None
     after, done = flights.step(state, new, evs, RULES)
-    assert done == []
+    assert done == ()
     assert after.flight is not None
     assert after.flight.start == T0 + 10_000
 
