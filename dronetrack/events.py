@@ -1,4 +1,5 @@
-"""Values of the topics the stream worker writes: ``drone.alerts.v1`` and ``drone.latest.v1``.
+"""Values of the topics the stream worker writes: ``drone.alerts.v1``, ``drone.latest.v1`` and
+``drone.flights.v1`` (its value is the store's ``Flight``).
 
 Like the telemetry record, these msgspec structs are the single source of truth: the worker
 encodes with them and the JSON Schemas in docs/schemas are generated from them
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from dronetrack.record import Telemetry
-from dronetrack.store import Alert, AlertType, Severity
+from dronetrack.store import Alert, AlertType, Flight, Severity
 
 AlertTransition = Literal["raised", "cleared"]
 
@@ -55,6 +56,24 @@ class ActiveAlert(msgspec.Struct, kw_only=True, gc=False):
     detail: str = ""
 
 
+class FlightProgress(msgspec.Struct, kw_only=True, gc=False):
+    """The flight a drone is in, as far as the worker has seen it (part of its state, so a
+    worker taking over the drone continues the same flight)."""
+
+    start: int
+    battery_start_pct: float
+    max_alt_m: float
+    max_speed_mps: float
+    distance_m: float = 0.0
+    points: int = 1
+    # The last plausible position the distance was measured to (three fields, not a tuple: one
+    # allocation less per record).
+    fix_ts: int
+    fix_lat: float
+    fix_lon: float
+    alert_ids: list[str] = msgspec.field(default_factory=list)
+
+
 def drone_key(fleet: str, drone_id: str) -> str:
     """A drone's identity: ``FLEET/DRONE_ID``. Drone ids are each fleet's own, so two fleets
     may both fly an ``alpha-1``; this is the key of ``drone.latest.v1`` and of the worker's
@@ -74,14 +93,20 @@ class LatestState(Telemetry, kw_only=True, omit_defaults=True, gc=False):
     implausible_speed_mps: float | None = None
     # Battery checkpoints [[ts, pct], ...] over the rapid-drain window, oldest first.
     drain_checkpoints: list[tuple[int, float]] = msgspec.field(default_factory=list)
+    # The flight in progress, if any (absent in states written before flights existed).
+    flight: FlightProgress | None = None
+    # Altitude of the last record on the ground: take-off and landing without a status are
+    # judged against it.
+    ground_alt_m: float | None = None
 
 
 _alert_encoder = msgspec.json.Encoder()
 _alert_decoder = msgspec.json.Decoder(AlertEvent)
 _latest_decoder = msgspec.json.Decoder(LatestState)
+_flight_decoder = msgspec.json.Decoder(Flight)
 
 
-def encode(value: AlertEvent | LatestState) -> bytes:
+def encode(value: AlertEvent | LatestState | Flight) -> bytes:
     return _alert_encoder.encode(value)
 
 
@@ -93,8 +118,13 @@ def decode_latest(value: bytes) -> LatestState:
     return _latest_decoder.decode(value)
 
 
+def decode_flight(value: bytes) -> Flight:
+    return _flight_decoder.decode(value)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         "alert-event-v1.json": msgspec.json.schema(AlertEvent),
         "latest-v1.json": msgspec.json.schema(LatestState),
+        "flight-v1.json": msgspec.json.schema(Flight),
     }

@@ -65,6 +65,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     topics.DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
     # Alert events that could not be delivered: time to fix the channel and send them again.
     topics.NOTIFY_DEAD_LETTER: {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)},
+    # Finished flights, for consumers that catch up; the store keeps them for good.
+    topics.FLIGHTS: {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
 }
 
 

@@ -144,6 +144,12 @@ class Settings:
     # A write still failing after this long stops the worker (exit 1), so that its supervisor
     # restarts it: a fresh producer and consumer, replaying from the last commit (0: never).
     streams_sink_give_up_s: float = 300.0
+    # Flights. Without a declared status a drone is flying when it moves at or above this
+    # speed or is this far above the altitude it last stood on the ground at.
+    streams_flight_takeoff_speed_mps: float = 3.0
+    streams_flight_takeoff_climb_m: float = 5.0
+    # A flight also ends when the drone sends nothing for this long (by event time).
+    streams_flight_link_lost_after_s: float = 120.0
 
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8000

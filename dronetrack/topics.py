@@ -13,12 +13,14 @@ LATEST = "drone.latest.v1"
 # Key and value: the original record's bytes. Headers: dead-letter-v1.headers.json.
 DEAD_LETTER = "drone.telemetry.dlq.v1"
 
+# Finished flights (key: FLEET/DRONE_ID). Value: docs/schemas/flight-v1.json.
+FLIGHTS = "drone.flights.v1"
 # Key: the delivery's idempotency key (FLEET/ALERT_ID/EVENT/CHANNEL_ID). Value: the alert event's
 # original bytes (alert-event-v1.json). Headers: notification-dead-letter-v1.headers.json.
 NOTIFY_DEAD_LETTER = "drone.notifications.dlq.v1"
 
 # What the stream workers read or write (they start once these exist).
-PIPELINE = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER)
+PIPELINE = (TELEMETRY, ALERTS, LATEST, DEAD_LETTER, FLIGHTS)
 ALL = (*PIPELINE, NOTIFY_DEAD_LETTER)
 COMPACTED = frozenset({LATEST})
 # What each topic's key is (part of the contract: changing one needs a new topic version).
@@ -28,6 +30,7 @@ KEYS = {
     LATEST: "fleet/drone_id",
     DEAD_LETTER: "the original record's key",
     NOTIFY_DEAD_LETTER: "fleet/alert_id/event/channel_id",
+    FLIGHTS: "fleet/drone_id",
 }
 
 # Headers. Ingest marks a record older than INGEST_MAX_AGE_MS (with INGEST_OLD_RECORDS=mark).

@@ -25,6 +25,7 @@ from dronetrack.settings import Settings
 from streams import transport, windows
 from streams.alerts import Rules
 from streams.feed import TelemetryFeed, Write
+from streams.flights import FlightRules
 from streams.process import Raw, check_links, process
 from streams.sink import StoreSink, minute_states, stats_topic
 from streams.state import TopicState
@@ -72,6 +73,7 @@ def create_app(
     # ~10 % of the worker's CPU on the embedded broker, which holds every fetch this long.
     transport.install(app, max(settings.kafka_fetch_max_wait_ms, 250))
     rules = Rules.from_settings(settings)
+    flight_rules = FlightRules.from_settings(settings)
     partitions = settings.kafka_topic_partitions
     window_s = settings.streams_batch_window_ms / 1000
     keep_ms = settings.streams_stats_keep_minutes * windows.MINUTE_MS
@@ -84,7 +86,7 @@ def create_app(
     async def materialize(raws: list[Raw]) -> Write:
         sink.metrics.batch_size.observe(len(raws))
         await states.load({r.partition for r in raws})
-        return functools.partial(sink.write, process(raws, states.get, rules))
+        return functools.partial(sink.write, process(raws, states.get, rules, flight_rules))
 
     feed = TelemetryFeed(settings, behind, materialize, states.forget)
 
@@ -132,8 +134,8 @@ def create_app(
         async with behind.lock:
             await states.load(mine)
             loaded = {p: states.get(p) for p in live}
-            out = check_links(loaded, time.time_ns() // 1_000_000, rules)
-            if out.alerts:
+            out = check_links(loaded, time.time_ns() // 1_000_000, rules, flight_rules)
+            if out.alerts or out.flights:
                 await behind.submit(sink.write(out))
 
     return app, feed

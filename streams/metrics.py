@@ -67,6 +67,11 @@ class StreamMetrics:
             "Records whose position jump implies more than the maximum speed.",
             registry=registry,
         )
+        self.flights = Counter(
+            "streams_flights_total",
+            "Flights finished (landed or ended by a lost link).",
+            registry=registry,
+        )
         self.lag = Gauge(
             "streams_consumer_lag",
             "Records behind the end of the partition (highwater - position), per partition.",

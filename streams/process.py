@@ -14,7 +14,10 @@ import msgspec
 from dronetrack import record, topics
 from dronetrack.events import AlertEvent, LatestState, drone_key
 from dronetrack.record import Telemetry
+from dronetrack.store import Flight
+from streams import flights
 from streams.alerts import Rules, apply, check_link
+from streams.flights import FlightRules
 from streams.windows import Partials
 
 
@@ -53,6 +56,9 @@ class Dead:
 class Output:
     records: list[Telemetry] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
+    # (partition, flight) of the flights finished in this batch: published to the drone's
+    # partition, as its latest state is.
+    flights: list[tuple[int, Flight]] = field(default_factory=list)
     # (partition, state) by drone key (events.drone_key): each drone's newest state after the
     # batch, once.
     latest: dict[str, tuple[int, LatestState]] = field(default_factory=dict)
@@ -72,7 +78,9 @@ States = Callable[[int], dict[str, LatestState]]
 HISTORY = (topics.BACKFILL_HEADER, b"1")
 
 
-def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
+def process(
+    batch: Sequence[Raw], states: States, rules: Rules, flight_rules: FlightRules | None = None
+) -> Output:
     """Decode, advance each drone's state (in ``states(partition)``, updated in place) and
     collect the outputs. A record that fails here is dead-lettered; the batch goes on."""
     out = Output()
@@ -89,7 +97,12 @@ def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
         key = drone_key(rec.fleet, rec.drone_id)
         try:
             drones = states(raw.partition)
-            state, events = apply(drones.get(key), rec, rules)
+            prev = drones.get(key)
+            state, events = apply(prev, rec, rules)
+            if state is not None and flight_rules is not None:
+                state, finished = flights.step(prev, state, events, flight_rules)
+                if finished:
+                    out.flights.extend((raw.partition, f) for f in finished)
         except Exception as exc:  # a bug must not stop the stream: park the record, go on
             out.dead.append(Dead(raw, f"processing failed: {type(exc).__name__}: {exc}"))
             continue
@@ -107,14 +120,27 @@ def process(batch: Sequence[Raw], states: States, rules: Rules) -> Output:
     return out
 
 
-def check_links(partitions: dict[int, dict[str, LatestState]], now_ms: int, rules: Rules) -> Output:
-    """The timer's pass: raise ``link_lost`` for silent flying drones of these partitions."""
+def check_links(
+    partitions: dict[int, dict[str, LatestState]],
+    now_ms: int,
+    rules: Rules,
+    flight_rules: FlightRules | None = None,
+) -> Output:
+    """The timer's pass: raise ``link_lost`` for silent flying drones of these partitions and
+    end their flights once silent for the flight rules' link-lost time."""
     out = Output()
     for partition, drones in partitions.items():
         for key, state in list(drones.items()):
             new, events = check_link(state, now_ms, rules)
             if new is not None:
+                new = flights.add_alerts(new, events)
+                out.add_alerts(events)
+            if flight_rules is not None:
+                ended = flights.check_link(new or state, now_ms, flight_rules)
+                if ended is not None:
+                    new, done = ended
+                    out.flights.append((partition, done))
+            if new is not None:
                 drones[key] = new
                 out.latest[key] = (partition, new)
-                out.add_alerts(events)
     return out

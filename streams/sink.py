@@ -1,8 +1,8 @@
 """The sink: the worker's one owner of the store connection and of its Kafka producer.
 
 A batch's outputs are written in two steps, and the order is what makes crashes harmless:
-1. the store (telemetry, alert rows) and, concurrently, the alert events, the fleet-minute
-   partials and the dead letters on Kafka;
+1. the store (telemetry, alert rows, finished flights) and, concurrently, the alert events,
+   the finished flights, the fleet-minute partials and the dead letters on Kafka;
 2. then each touched drone's new state on ``drone.latest.v1``, the topic the worker restores its
    state from.
 So a state on ``drone.latest.v1`` implies its alerts are stored and published. A crash before step
@@ -197,6 +197,8 @@ class StoreSink(mode.Service):
         await self.store.write_telemetry(out.records)
         if out.alerts:
             await self.store.write_alerts([e.to_row() for e in out.alerts])
+        if out.flights:
+            await self.store.write_flights([f for _, f in out.flights])
 
     async def _publish(self, messages: list[Message]) -> None:
         """Send the messages, then wait for every delivery. ``send`` only appends to the
@@ -234,6 +236,15 @@ class StoreSink(mode.Service):
         """The batch's alert events, fleet-minute partials and dead letters, to be published."""
         messages = [
             Message(topics.ALERTS, events.encode(e), e.drone_id.encode()) for e in out.alerts
+        ]
+        messages += [
+            Message(
+                topics.FLIGHTS,
+                events.encode(f),
+                events.drone_key(f.fleet, f.drone_id).encode(),
+                partition,
+            )
+            for partition, f in out.flights
         ]
         messages += [
             Message(self._stats_topic, windows.encode(agg), windows.table_key(fleet, minute))
@@ -276,3 +287,5 @@ class StoreSink(mode.Service):
             m.implausible.inc(out.implausible)
         for e in out.alerts:
             m.alerts.labels(e.type, e.event).inc()
+        if out.flights:
+            m.flights.inc(len(out.flights))

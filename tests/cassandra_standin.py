@@ -43,6 +43,7 @@ _TYPES: dict[str, Any] = {
     "int": cqltypes.Int32Type,
     "boolean": cqltypes.BooleanType,
     "set<text>": cqltypes.SetType.apply_parameters([cqltypes.UTF8Type]),
+    "list<text>": cqltypes.ListType.apply_parameters([cqltypes.UTF8Type]),
 }
 _MARKERS = {
     "TTL": ("[ttl]", "int"),

@@ -65,6 +65,44 @@ class Alert(msgspec.Struct, kw_only=True, omit_defaults=True):
         return "acknowledged" if self.acknowledged_at is not None else "active"
 
 
+FlightEnd = Literal["landed", "link_lost"]
+
+
+def flight_id(fleet: str, drone_id: str, start_ms: int) -> str:
+    """Deterministic (``FLEET/DRONE_ID/START_MS``), so a replay writes the same flight again."""
+    return f"{fleet}/{drone_id}/{start_ms}"
+
+
+def parse_flight_id(fleet: str, flight_id: str) -> tuple[str, int] | None:
+    """(drone_id, start_ms) of a flight id of ``fleet``, or None if it is not one."""
+    drone_id, _, start = flight_id.removeprefix(f"{fleet}/").rpartition("/")
+    if not flight_id.startswith(f"{fleet}/") or not drone_id or "/" in drone_id:
+        return None
+    return (drone_id, int(start)) if start.isdigit() else None
+
+
+class Flight(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """One finished flight of a drone, from take-off to landing (or to the last record before
+    its link was lost), as the stream worker summarised it."""
+
+    fleet: str
+    drone_id: str
+    flight_id: str
+    start: int  # event time of the take-off record, epoch ms
+    end: int  # event time of the landing record (or of the last one heard), epoch ms
+    duration_ms: int
+    ended_by: FlightEnd
+    distance_m: float  # great-circle sum between consecutive plausible positions
+    max_alt_m: float
+    max_speed_mps: float
+    battery_start_pct: float
+    battery_end_pct: float
+    # Battery used per minute of flight (None for a flight of no duration).
+    battery_used_pct_per_min: float | None = None
+    points: int = 0  # records the summary was made of
+    alert_ids: list[str] = msgspec.field(default_factory=list)  # raised during the flight
+
+
 class FleetStats(msgspec.Struct, kw_only=True):
     """Fleet statistics over one tumbling minute (``minute`` is its start, epoch ms)."""
 
@@ -213,6 +251,24 @@ class Store(Protocol):
         self, fleet: str, alert_id: str, user: str, at_ms: int
     ) -> Alert | None:
         """Mark an alert acknowledged (the first acknowledgement wins); None if unknown."""
+
+    # -- flights ----------------------------------------------------------------------------
+    async def write_flights(self, flights: Sequence[Flight]) -> None:
+        """Upsert finished flights by (fleet, flight_id): a replay writes the same row again."""
+
+    async def flights(
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Flight]:
+        """One drone's flights that started in ``[since_ms, until_ms)``, newest first."""
+
+    async def flight(self, fleet: str, flight_id: str) -> Flight | None:
+        """One flight by its id, or None."""
 
     # -- fleet statistics -------------------------------------------------------------------
     async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:

@@ -39,6 +39,7 @@ from dronetrack.store import (
     Alert,
     Channel,
     FleetStats,
+    Flight,
     Retention,
     SchemaOutdated,
     StoreError,
@@ -47,7 +48,9 @@ from dronetrack.store import (
     User,
     cql,
     failures_since_clearing,
+    flight_id,
     migrations,
+    parse_flight_id,
 )
 from dronetrack.store.cassandra_cluster import build_cluster, connect, consistency, where
 from dronetrack.store.cassandra_schema import schema_version
@@ -618,6 +621,31 @@ class CassandraStore:
         await self._write(self._statement("remove_channel", (fleet, channel_id)))
         return True
 
+    # -- flights ----------------------------------------------------------------------------
+    async def write_flights(self, flights: Sequence[Flight]) -> None:
+        await self._write_all(self._statement("upsert_flight", _flight_row(f)) for f in flights)
+
+    async def flights(
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Flight]:
+        since = 0 if since_ms is None else since_ms
+        until = record.MAX_EPOCH_MS + 1 if until_ms is None else until_ms
+        rows = await self._query("flights", (fleet, drone_id, since, until, limit), limit=limit)
+        return [_flight(fleet, drone_id, r) for r in rows]
+
+    async def flight(self, fleet: str, flight_id: str) -> Flight | None:
+        key = parse_flight_id(fleet, flight_id)
+        if key is None:
+            return None
+        rows = await self._query("flight", (fleet, *key))
+        return _flight(fleet, key[0], rows[0]) if rows else None
+
     async def purge_expired(self) -> int:
         """Cassandra expires rows by TTL itself."""
         return 0
@@ -686,6 +714,35 @@ class _Pipeline:
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _flight_row(f: Flight) -> tuple[Any, ...]:
+    return (
+        f.fleet, f.drone_id, f.start, f.end, f.duration_ms, f.ended_by, f.distance_m,
+        f.max_alt_m, f.max_speed_mps, f.battery_start_pct, f.battery_end_pct,
+        _unset(f.battery_used_pct_per_min), f.points, f.alert_ids,
+    )  # fmt: skip
+
+
+def _flight(fleet: str, drone_id: str, r: Any) -> Flight:
+    start = to_ms(r.started_at)
+    return Flight(
+        fleet=fleet,
+        drone_id=drone_id,
+        flight_id=flight_id(fleet, drone_id, start),
+        start=start,
+        end=to_ms(r.ended_at),
+        duration_ms=r.duration_ms,
+        ended_by=r.ended_by,
+        distance_m=r.distance_m,
+        max_alt_m=r.max_alt_m,
+        max_speed_mps=r.max_speed_mps,
+        battery_start_pct=r.battery_start_pct,
+        battery_end_pct=r.battery_end_pct,
+        battery_used_pct_per_min=r.battery_used_pct_per_min,
+        points=r.points,
+        alert_ids=list(r.alert_ids or ()),
+    )
 
 
 async def _guard(pending: Awaitable[Any], settings: Settings) -> Any:

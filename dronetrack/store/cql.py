@@ -23,6 +23,11 @@ _CHANNEL_COLUMNS = (
     "channel_id, kind, target, format, secret_box, alert_types, severities, created_at"
 )
 
+_FLIGHT_COLUMNS = (
+    "started_at, ended_at, duration_ms, ended_by, distance_m, max_alt_m, max_speed_mps,"
+    " battery_start_pct, battery_end_pct, battery_used_pct_per_min, points, alert_ids"
+)
+
 # Statements the migration runner needs before any migration has run.
 CREATE_MIGRATIONS_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -129,6 +134,18 @@ STATEMENTS: Final[dict[str, str]] = {
     "channels": f"SELECT {_CHANNEL_COLUMNS} FROM notify_channels WHERE fleet = ?",
     "channel": "SELECT kind FROM notify_channels WHERE fleet = ? AND channel_id = ?",
     "remove_channel": "DELETE FROM notify_channels WHERE fleet = ? AND channel_id = ?",
+    # -- flights (one partition per drone, newest first) -----------------------------------
+    "upsert_flight": (
+        f"INSERT INTO flights (fleet, drone_id, {_FLIGHT_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "flights": (
+        f"SELECT {_FLIGHT_COLUMNS} FROM flights WHERE fleet = ? AND drone_id = ?"
+        " AND started_at >= ? AND started_at < ? LIMIT ?"
+    ),
+    "flight": (
+        f"SELECT {_FLIGHT_COLUMNS} FROM flights WHERE fleet = ? AND drone_id = ? AND started_at = ?"
+    ),
 }
 
 

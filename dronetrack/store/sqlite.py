@@ -27,11 +27,14 @@ from dronetrack.store import (
     Alert,
     Channel,
     FleetStats,
+    Flight,
     Retention,
     TrackPoint,
     User,
     failures_since_clearing,
+    flight_id,
     migrations,
+    parse_flight_id,
 )
 
 T = TypeVar("T")
@@ -90,6 +93,16 @@ WHERE fleet = :fleet AND alert_id = :alert_id AND (expires_at IS NULL OR expires
 """
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _ALERT_SELECT = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts"
+_FLIGHT_COLUMNS = [
+    "fleet", "drone_id", "start_ms", "end_ms", "duration_ms", "ended_by", "distance_m",
+    "max_alt_m", "max_speed_mps", "battery_start_pct", "battery_end_pct",
+    "battery_used_pct_per_min", "points", "alert_ids",
+]  # fmt: skip
+_UPSERT_FLIGHT = f"""
+INSERT OR REPLACE INTO flights ({", ".join(_FLIGHT_COLUMNS)})
+VALUES ({", ".join("?" * len(_FLIGHT_COLUMNS))})
+"""
+_FLIGHT_SELECT = f"SELECT {', '.join(_FLIGHT_COLUMNS)} FROM flights"
 _PURGE_EVERY_S = 60.0
 
 
@@ -276,6 +289,46 @@ class SqliteStore:
         row = await self._run(ack)
         return None if row is None else Alert(**_present(row))
 
+    async def write_flights(self, flights: Sequence[Flight]) -> None:
+        rows = [
+            (f.fleet, f.drone_id, f.start, f.end, f.duration_ms, f.ended_by, f.distance_m,
+             f.max_alt_m, f.max_speed_mps, f.battery_start_pct, f.battery_end_pct,
+             f.battery_used_pct_per_min, f.points, json.dumps(f.alert_ids))
+            for f in flights
+        ]  # fmt: skip
+        await self._transaction([(_UPSERT_FLIGHT, rows)])
+
+    async def flights(
+        self,
+        fleet: str,
+        drone_id: str,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Flight]:
+        args = {
+            "fleet": fleet,
+            "drone_id": drone_id,
+            "since": 0 if since_ms is None else since_ms,
+            "until": 2**63 - 1 if until_ms is None else until_ms,
+            "limit": limit,
+        }
+        sql = (
+            f"{_FLIGHT_SELECT} WHERE fleet = :fleet AND drone_id = :drone_id"
+            " AND start_ms >= :since AND start_ms < :until ORDER BY start_ms DESC LIMIT :limit"
+        )
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        return [_flight(r) for r in rows]
+
+    async def flight(self, fleet: str, flight_id: str) -> Flight | None:
+        key = parse_flight_id(fleet, flight_id)
+        if key is None:
+            return None
+        sql = f"{_FLIGHT_SELECT} WHERE fleet = ? AND drone_id = ? AND start_ms = ?"
+        row = await self._run(lambda db: db.execute(sql, (fleet, *key)).fetchone())
+        return None if row is None else _flight(row)
+
     async def write_fleet_stats(self, stats: Sequence[FleetStats]) -> None:
         await self._write_many((_UPSERT_STATS,), stats, self.retention.stats_s)
 
@@ -398,6 +451,19 @@ def _channel(row: sqlite3.Row) -> Channel:
     fields["alert_types"] = json.loads(row["alert_types"])
     fields["severities"] = json.loads(row["severities"])
     return Channel(**fields)
+
+
+def _flight(row: sqlite3.Row) -> Flight:
+    fields = _present(row)
+    start, end = fields.pop("start_ms"), fields.pop("end_ms")
+    alert_ids = json.loads(fields.pop("alert_ids"))
+    return Flight(
+        **fields,
+        flight_id=flight_id(row["fleet"], row["drone_id"], start),
+        start=start,
+        end=end,
+        alert_ids=alert_ids,
+    )
 
 
 def _user(row: sqlite3.Row) -> User:

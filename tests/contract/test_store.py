@@ -7,7 +7,16 @@ import time
 from typing import Any
 
 from dronetrack.record import Telemetry
-from dronetrack.store import Alert, Channel, FleetStats, Retention, Store, User, alert_id
+from dronetrack.store import (
+    Alert,
+    Channel,
+    FleetStats,
+    Flight,
+    Retention,
+    Store,
+    User,
+    alert_id,
+)
 from tests.contract.conftest import StoreFactory
 from tests.integration.conftest import eventually
 
@@ -479,3 +488,50 @@ async def test_channel_listings_never_show_the_secret(store: Store) -> None:
     assert "secret_box" not in shown
     assert shown["signed"] is True
     assert "ciphertext" not in repr(found)
+
+
+def flight(drone: str = "d1", start: int = T0, fleet: str = "f1", **over: Any) -> Flight:
+    fields: dict[str, Any] = {
+        "fleet": fleet,
+        "drone_id": drone,
+        "flight_id": f"{fleet}/{drone}/{start}",
+        "start": start,
+        "end": start + 600_000,
+        "duration_ms": 600_000,
+        "ended_by": "landed",
+        "distance_m": 4321.5,
+        "max_alt_m": 512.5,
+        "max_speed_mps": 17.25,
+        "battery_start_pct": 96.0,
+        "battery_end_pct": 51.0,
+        "battery_used_pct_per_min": 4.5,
+        "points": 600,
+        "alert_ids": [f"{drone}:battery_low:{start + 500_000}"],
+    }
+    fields.update(over)
+    return Flight(**fields)
+
+
+async def test_flights_round_trip_newest_first_by_drone(store: Store) -> None:
+    first = flight(start=T0)
+    second = flight(start=T0 + 3_600_000, ended_by="link_lost", alert_ids=[])
+    lost = flight(start=T0 + 7_200_000, duration_ms=0, battery_used_pct_per_min=None)
+    other_drone = flight(drone="d2", start=T0)
+    await store.write_flights([first, second, other_drone])
+    await store.write_flights([lost, first])  # a replay writes the same row again
+    assert await store.flights("f1", "d1") == [lost, second, first]
+    assert await store.flights("f1", "d1", limit=2) == [lost, second]
+    assert await store.flights("f1", "d1", since_ms=T0 + 1, until_ms=T0 + 7_200_000) == [second]
+    assert await store.flights("f1", "d2") == [other_drone]
+    assert await store.flight("f1", f"f1/d1/{T0 + 3_600_000}") == second
+    assert await store.flight("f1", f"f1/d1/{T0 + 1}") is None
+
+
+async def test_flights_are_scoped_to_their_fleet(store: Store) -> None:
+    ours, theirs = flight(), flight(fleet="f2")
+    await store.write_flights([ours, theirs])
+    assert await store.flights("f1", "d1") == [ours]
+    assert await store.flights("f2", "d1") == [theirs]
+    assert await store.flight("f2", f"f1/d1/{T0}") is None
+    assert await store.flight("f1", "not-an-id") is None
+    assert await store.flight("f1", f"f1/d1/x{T0}") is None

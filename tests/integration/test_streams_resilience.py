@@ -27,11 +27,17 @@ from dronetrack import events, processes, record, topics
 from dronetrack.broker import EmbeddedBroker, free_port
 from dronetrack.record import Telemetry
 from dronetrack.settings import Settings
-from dronetrack.store import Store, open_store
+from dronetrack.store import Flight, Store, open_store
 from streams.windows import MINUTE_MS
 from tests.integration import topic_contract
 from tests.integration.conftest import eventually
-from tests.integration.streaming import flight, flight_alerts, produce, read_topic
+from tests.integration.streaming import (
+    flight,
+    flight_alerts,
+    flight_summary,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -185,6 +191,26 @@ async def assert_exact(
     assert Counter(map(key_of, published)) == want, "each alert event published once"
     first = {key_of(e): e for e in reversed(published)}
     assert [first[key_of(e)] for e in expected] == expected, "and as worked out by hand"
+    await assert_same_flights(settings, store, t0)
+
+
+async def assert_same_flights(settings: Settings, store: Store, t0: int) -> None:
+    """A crash or a rebalance mid-flight gives each drone the flight of an uninterrupted run,
+    continued from the state on drone.latest.v1 (a replay may publish it again, identical)."""
+    want = {f"drone-{d:02d}": flight_summary(FLEET, f"drone-{d:02d}", t0) for d in range(DRONES)}
+
+    async def all_stored() -> dict[str, list[Flight]] | None:
+        got = {d: await store.flights(FLEET, d) for d in want}
+        return got if all(got.values()) else None
+
+    stored = await eventually(all_stored, what="every drone's flight in the store")
+    assert stored == {d: [f] for d, f in want.items()}
+    published = [
+        events.decode_flight(m.value) for m in await read_topic(settings, topics.FLIGHTS, bool)
+    ]
+    by_id = {f.flight_id: f for f in want.values()}
+    assert {f.flight_id for f in published} == set(by_id)
+    assert [f for f in published if f != by_id[f.flight_id]] == [], "every copy identical"
 
 
 async def committed_offsets(settings: Settings) -> dict[int, int]:

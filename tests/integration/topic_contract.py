@@ -142,6 +142,7 @@ def problems(
     check.telemetry()
     check.keyed(topics.ALERTS, "alert-event-v1.json")
     check.keyed(topics.LATEST, "latest-v1.json")
+    check.keyed(topics.FLIGHTS, "flight-v1.json")
     check.dead_letters()
     check.notify_dead_letters()
     check.minutes(sink.stats_topic(settings), tombstones=False)
@@ -183,8 +184,8 @@ class _Check:
             self.home.setdefault((value["fleet"], value["drone_id"]), m.partition)
 
     def keyed(self, topic: str, schema: str) -> None:
-        """Alerts (key ``drone_id``) and latest states (key ``fleet/drone_id``), each in the
-        drone's partition of the telemetry topic."""
+        """Alerts (key ``drone_id``), latest states and flights (key ``fleet/drone_id``), each
+        in the drone's partition of the telemetry topic."""
         for m in self.by_topic.get(topic, []):
             value = _json(m.value)
             if not self.valid(m, schema, value):

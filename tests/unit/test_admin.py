@@ -30,12 +30,12 @@ def test_db_migrate_is_idempotent_and_version_reports_it(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["db", "version"], monkeypatch) == 0
-    assert "version 0 of 5" in capsys.readouterr().out
+    assert "version 0 of 6" in capsys.readouterr().out
     assert run(["db", "migrate"], monkeypatch) == 0
     assert run(["db", "migrate"], monkeypatch) == 0
-    assert "schema version 5 -> 5" in capsys.readouterr().out
+    assert "schema version 6 -> 6" in capsys.readouterr().out
     assert run(["db", "version"], monkeypatch) == 0
-    assert "version 5 of 5" in capsys.readouterr().out
+    assert "version 6 of 6" in capsys.readouterr().out
     assert run(["db", "create-keyspace"], monkeypatch) == 0
 
 

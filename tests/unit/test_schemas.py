@@ -47,6 +47,7 @@ def test_every_document_declares_the_2020_12_dialect_and_a_unique_id(repo_root: 
     assert sorted(docs) == [
         "alert-event-v1.json",
         "dead-letter-v1.headers.json",
+        "flight-v1.json",
         "latest-v1.json",
         "notification-dead-letter-v1.headers.json",
         "telemetry-v1.headers.json",
@@ -57,6 +58,7 @@ def test_every_document_declares_the_2020_12_dialect_and_a_unique_id(repo_root: 
     assert {name: doc.get("$id") for name, doc in docs.items()} == {
         "alert-event-v1.json": "urn:dronetrack:schema:alert-event-v1",
         "dead-letter-v1.headers.json": "urn:dronetrack:schema:dead-letter-v1.headers",
+        "flight-v1.json": "urn:dronetrack:schema:flight-v1",
         "latest-v1.json": "urn:dronetrack:schema:latest-v1",
         "notification-dead-letter-v1.headers.json": (
             "urn:dronetrack:schema:notification-dead-letter-v1.headers"

@@ -33,6 +33,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         "drone.latest.v1": "`fleet/drone_id`",
         "drone.telemetry.dlq.v1": "original key",
         "drone.notifications.dlq.v1": "`fleet/alert_id/event/channel_id`",
+        "drone.flights.v1": "`fleet/drone_id`",
     }
     assert set(catalogue(doc)) == set(topics.ALL)
     assert topics.KEYS == {
@@ -41,6 +42,7 @@ def test_the_catalogue_lists_every_topic_with_the_key_the_code_writes(doc: str) 
         topics.LATEST: "fleet/drone_id",
         topics.DEAD_LETTER: "the original record's key",
         topics.NOTIFY_DEAD_LETTER: "fleet/alert_id/event/channel_id",
+        topics.FLIGHTS: "fleet/drone_id",
     }
 
 
