@@ -25,7 +25,7 @@ from bridge.spool import Row, Spool
 log = logging.getLogger(__name__)
 
 COMPRESS_ABOVE_BYTES = 1_024
-LANES = 8
+LANES = 16
 
 
 def encode_batch(bodies: list[bytes]) -> tuple[bytes, dict[str, str]]:
