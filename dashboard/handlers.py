@@ -9,6 +9,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -20,6 +21,7 @@ from dashboard.openapi import document
 from dashboard.reads import RECENT_ALERTS_LIMIT, now_ms
 from dashboard.tiles import map_config
 from dronetrack.record import MAX_EPOCH_MS
+from dronetrack.store import Alert, TrackPoint
 from dronetrack.web import Problem
 
 _INDEX = (Path(__file__).parent / "static" / "index.html").read_text()
@@ -276,8 +278,22 @@ async def fleet_stats(request: web.Request) -> web.Response:
     return _json({"fleet": fleet, "now": now, "current": current_stats, "minutes": minutes})
 
 
-async def replay(request: web.Request) -> web.Response:
-    """Every drone's track over ``[since, until)`` oldest first, and the alerts raised in it."""
+class Window(NamedTuple):
+    """A replay window and what happened in it: each drone's track (oldest first, only drones
+    that reported in it) and the alerts raised in it (oldest first)."""
+
+    fleet: str
+    since: int
+    until: int
+    tracks: list[tuple[str, list[TrackPoint]]]
+    alerts: list[Alert]
+
+    def truncated(self, points: list[TrackPoint]) -> bool:
+        return len(points) == REPLAY_POINTS_PER_DRONE
+
+
+async def replay_window(request: web.Request) -> Window:
+    """What replay shows, in whichever form it is sent (``replay``, ``replay.replay_columns``)."""
     fleet = _fleet(request)
     since, until = _window(request)
     reads = request.app[READS]
@@ -291,18 +307,35 @@ async def replay(request: web.Request) -> web.Response:
             for drone_id in active
         )
     )
-    flights = [
-        {
-            "drone_id": drone_id,
-            "points": points[::-1],
-            "truncated": len(points) == REPLAY_POINTS_PER_DRONE,
-        }
-        for drone_id, points in zip(active, tracks, strict=True)
-        if points
-    ]
     alerts = await reads.alerts(fleet, since_ms=since, until_ms=until, limit=MAX_ALERTS_LIMIT)
+    return Window(
+        fleet,
+        since,
+        until,
+        [
+            (drone_id, points[::-1])
+            for drone_id, points in zip(active, tracks, strict=True)
+            if points
+        ],
+        alerts[::-1],
+    )
+
+
+async def replay(request: web.Request) -> web.Response:
+    """Every drone's track over ``[since, until)`` oldest first, and the alerts raised in it."""
+    w = await replay_window(request)
+    flights = [
+        {"drone_id": drone_id, "points": points, "truncated": w.truncated(points)}
+        for drone_id, points in w.tracks
+    ]
     return _json(
-        {"fleet": fleet, "since": since, "until": until, "drones": flights, "alerts": alerts[::-1]}
+        {
+            "fleet": w.fleet,
+            "since": w.since,
+            "until": w.until,
+            "drones": flights,
+            "alerts": w.alerts,
+        }
     )
 
 

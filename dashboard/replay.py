@@ -11,19 +11,11 @@ accumulated the same way from 0.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from dashboard.handlers import (
-    MAX_ALERTS_LIMIT,
-    REPLAY_POINTS_PER_DRONE,
-    _fleet,
-    _json,
-    _window,
-)
-from dashboard.keys import READS
+from dashboard.handlers import _json, replay_window
 from dronetrack.store import TrackPoint
 
 # Field -> scale to an integer: microdegrees, tenths, whole degrees.
@@ -51,35 +43,18 @@ def columns(points: list[TrackPoint]) -> dict[str, list[int]]:
 
 async def replay_columns(request: web.Request) -> web.Response:
     """Every drone's track over ``[since, until)`` in columns, and the alerts raised in it."""
-    fleet = _fleet(request)
-    since, until = _window(request)
-    reads = request.app[READS]
-    active = [d.drone_id for d in await reads.latest(fleet) if d.ts >= since]
-    tracks = await asyncio.gather(
-        *(
-            reads.track(
-                fleet, drone_id, limit=REPLAY_POINTS_PER_DRONE, before_ms=until, since_ms=since
-            )
-            for drone_id in active
-        )
-    )
+    w = await replay_window(request)
     flights: list[dict[str, Any]] = [
-        {
-            "drone_id": drone_id,
-            "truncated": len(points) == REPLAY_POINTS_PER_DRONE,
-            **columns(points[::-1]),
-        }
-        for drone_id, points in zip(active, tracks, strict=True)
-        if points
+        {"drone_id": drone_id, "truncated": w.truncated(points), **columns(points)}
+        for drone_id, points in w.tracks
     ]
-    alerts = await reads.alerts(fleet, since_ms=since, until_ms=until, limit=MAX_ALERTS_LIMIT)
     return _json(
         {
-            "fleet": fleet,
-            "since": since,
-            "until": until,
+            "fleet": w.fleet,
+            "since": w.since,
+            "until": w.until,
             "scales": SCALES,
             "drones": flights,
-            "alerts": alerts[::-1],
+            "alerts": w.alerts,
         }
     )
