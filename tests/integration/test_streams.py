@@ -84,17 +84,6 @@ async def test_records_become_latest_state_track_alerts_and_minute_stats(
     assert got == {(e.alert_id, e.event) for e in expected}
     assert all(m.key == events.decode_alert(m.value).drone_id.encode() for m in published)
 
-    async def stats_complete() -> bool:
-        rows = await store.fleet_stats(fleet, since_ms=t0, until_ms=t0 + 10 * MINUTE_MS)
-        return len(rows) == 4 and rows[0].alerts_raised >= 1
-
-    await eventually(stats_complete, what="four minutes of fleet statistics")
-    minutes = await store.fleet_stats(fleet, since_ms=t0, until_ms=t0 + 10 * MINUTE_MS)
-    assert [m.minute for m in minutes] == [t0 + i * MINUTE_MS for i in range(4)]
-    first = minutes[0]
-    assert (first.drones_active, first.drones_in_flight) == (2, 2)
-    assert first.battery_min == 40 - 59 * 0.25
-    assert first.battery_mean == 40 - 59 * 0.25
     raised_per_minute = [
         len(
             {
@@ -106,6 +95,20 @@ async def test_records_become_latest_state_track_alerts_and_minute_stats(
         )
         for i in range(4)
     ]
+
+    # Minutes are merged from partial aggregates as batches come: await the whole count (an
+    # earlier check of the first minute alone read a later minute before its last alert).
+    async def stats_complete() -> bool:
+        rows = await store.fleet_stats(fleet, since_ms=t0, until_ms=t0 + 10 * MINUTE_MS)
+        return [m.alerts_raised for m in rows] == raised_per_minute
+
+    await eventually(stats_complete, what="four minutes of fleet statistics, alerts counted")
+    minutes = await store.fleet_stats(fleet, since_ms=t0, until_ms=t0 + 10 * MINUTE_MS)
+    assert [m.minute for m in minutes] == [t0 + i * MINUTE_MS for i in range(4)]
+    first = minutes[0]
+    assert (first.drones_active, first.drones_in_flight) == (2, 2)
+    assert first.battery_min == 40 - 59 * 0.25
+    assert first.battery_mean == 40 - 59 * 0.25
     assert [m.alerts_raised for m in minutes] == raised_per_minute
 
     latest_msgs = await read_topic(
