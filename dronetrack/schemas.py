@@ -32,6 +32,16 @@ _BACKFILL = {
 }
 
 
+def _where_from(topic: str) -> dict[str, dict[str, Any]]:
+    """The headers every dead letter carries (all required): why, and where it was read."""
+    return {
+        topics.DLQ_REASON: {"type": "string", "minLength": 1},
+        topics.DLQ_TOPIC: {"const": topic},
+        topics.DLQ_PARTITION: _DECIMAL,
+        topics.DLQ_OFFSET: _DECIMAL,
+    }
+
+
 def _headers() -> dict[str, dict[str, Any]]:
     """The Kafka headers of each topic that has any, as a JSON object of header name to value
     (UTF-8 text). Written out here: there is no type they are decoded into."""
@@ -51,19 +61,11 @@ def _headers() -> dict[str, dict[str, Any]]:
             ),
             "type": "object",
             "properties": {
-                topics.DLQ_REASON: {"type": "string", "minLength": 1},
-                topics.DLQ_TOPIC: {"const": topics.TELEMETRY},
-                topics.DLQ_PARTITION: _DECIMAL,
-                topics.DLQ_OFFSET: _DECIMAL,
+                **_where_from(topics.TELEMETRY),
                 topics.LATE_HEADER: _LATE,
                 topics.BACKFILL_HEADER: _BACKFILL,
             },
-            "required": [
-                topics.DLQ_REASON,
-                topics.DLQ_TOPIC,
-                topics.DLQ_PARTITION,
-                topics.DLQ_OFFSET,
-            ],
+            "required": list(_where_from(topics.TELEMETRY)),
             "additionalProperties": {"type": "string"},
         },
         "notification-dead-letter-v1.headers.json": {
@@ -74,10 +76,7 @@ def _headers() -> dict[str, dict[str, Any]]:
             ),
             "type": "object",
             "properties": {
-                topics.DLQ_REASON: {"type": "string", "minLength": 1},
-                topics.DLQ_TOPIC: {"const": topics.ALERTS},
-                topics.DLQ_PARTITION: _DECIMAL,
-                topics.DLQ_OFFSET: _DECIMAL,
+                **_where_from(topics.ALERTS),
                 topics.NOTIFY_CHANNEL: {
                     "type": "string",
                     "pattern": "^[^/]+/.+$",
@@ -86,10 +85,7 @@ def _headers() -> dict[str, dict[str, Any]]:
                 topics.NOTIFY_ATTEMPTS: _DECIMAL,
             },
             "required": [
-                topics.DLQ_REASON,
-                topics.DLQ_TOPIC,
-                topics.DLQ_PARTITION,
-                topics.DLQ_OFFSET,
+                *_where_from(topics.ALERTS),
                 topics.NOTIFY_CHANNEL,
                 topics.NOTIFY_ATTEMPTS,
             ],
