@@ -11,11 +11,12 @@ idempotent upsert or carries a deterministic id, so the replay neither loses nor
 Failed steps are retried with capped exponential backoff (the store or broker being down stalls
 the stream; it never skips data). A retry resends only the messages the broker has not
 acknowledged, so it never repeats an event that was delivered (a replay after a crash still may;
-consumers deduplicate on (``fleet``, ``alert_id``, ``event``), as docs/topics.md says). A write failing or hanging for longer than
-``DRONETRACK_STREAMS_SINK_STALL_S`` turns /readyz red (the ``sink`` check); a telemetry write
-still failing after ``DRONETRACK_STREAMS_SINK_GIVE_UP_S`` ends the worker at once (exit code 1),
-so that it is restarted with a new producer and consumer and replays from its last commit
-instead of holding every other partition behind one that cannot be written.
+consumers deduplicate on (``fleet``, ``alert_id``, ``event``), as docs/topics.md says). A write
+failing or hanging for longer than ``DRONETRACK_STREAMS_SINK_STALL_S`` turns /readyz red (the
+``sink`` check); a telemetry write still failing after ``DRONETRACK_STREAMS_SINK_GIVE_UP_S`` ends
+the worker at once (exit code 1), so that it is restarted with a new producer and consumer and
+replays from its last commit instead of holding every other partition behind one that cannot be
+written.
 """
 
 from __future__ import annotations
